@@ -1,0 +1,21 @@
+// Bundles the agent into dist/ so the image needs no node_modules and no npm registry at build time.
+import { cpSync, mkdirSync } from 'node:fs';
+import { build } from 'esbuild';
+import pkg from './package.json' with { type: 'json' };
+
+const here = new URL('.', import.meta.url).pathname;
+mkdirSync(`${here}dist`, { recursive: true });
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  sourcemap: false,
+  legalComments: 'none',
+  logLevel: 'warning',
+  define: { AGENT_VERSION: JSON.stringify(pkg.version) },
+  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+};
+await build({ ...common, entryPoints: [`${here}src/main.ts`], outfile: `${here}dist/agent.mjs` });
+await build({ ...common, entryPoints: [`${here}src/healthcheck.ts`], outfile: `${here}dist/healthcheck.mjs` });
+cpSync(`${here}src/ray/cluster_info.py`, `${here}dist/cluster_info.py`);

@@ -1,0 +1,120 @@
+import { type AgentConfig, ConfigError, loadConfig } from './config/agent-config.js';
+import { formatGcsAddress } from './config/ray-head.js';
+import { cgroupReader, hostCpus, hostMemory, shmSize } from './limits/cgroup.js';
+import { rayResources } from './limits/ray-resources.js';
+import { createLogger } from './log.js';
+import { CorruptCredentialsError, StateDirError, StateStore } from './state/state-store.js';
+import { createMetrics } from './status/metrics.js';
+import { StatusModel } from './status/status-model.js';
+import { buildStatusServer } from './status/status-server.js';
+import { AgentSupervisor } from './supervisor/agent-supervisor.js';
+import { ExitCode } from './supervisor/exit-codes.js';
+import { localVersions } from './supervisor/host-facts.js';
+
+declare const AGENT_VERSION: string;
+const VERSION = typeof AGENT_VERSION === 'string' ? AGENT_VERSION : '0.0.0-dev';
+const RAY_BIN = process.env.RAY_AGENT_RAY_BIN ?? 'ray';
+const PYTHON = process.env.RAY_AGENT_PYTHON ?? 'python3';
+
+function fatal(code: number, line: string): never {
+  // One line, for a person reading `docker logs`.
+  process.stderr.write(`ray-agent: ${line}\n`);
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  let config: AgentConfig;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) fatal(ExitCode.badConfig, error.message);
+    throw error;
+  }
+  const log = createLogger(config.logLevel);
+
+  const cgroup = cgroupReader();
+  const cpus = config.cpuLimit ?? cgroup.cpuLimit() ?? hostCpus();
+  const memoryBytes = config.memoryLimit ?? cgroup.memoryLimit() ?? hostMemory();
+  const source = config.cpuLimit !== undefined || config.memoryLimit !== undefined ? 'env' : cgroup.memoryLimit() !== undefined || cgroup.cpuLimit() !== undefined ? 'cgroup' : 'host';
+  const shmBytes = shmSize();
+  const resources = rayResources({ cpus, memoryBytes, source, shmBytes });
+
+  const store = new StateStore(config.stateDir);
+  try {
+    store.preflight();
+  } catch (error) {
+    if (error instanceof StateDirError) fatal(ExitCode.stateDirUnusable, `STATE_DIR: ${error.message}`);
+    throw error;
+  }
+  const installId = store.installId();
+
+  const model = new StatusModel(VERSION, formatGcsAddress(config.gcs), config.manager.base, {
+    cpus,
+    memoryBytes,
+    objectStoreBytes: resources.objectStoreBytes,
+    shmBytes: shmBytes ?? null,
+    source,
+  });
+  model.heartbeat.intervalSeconds = config.heartbeatIntervalSeconds;
+  for (const warning of resources.warnings) {
+    model.warn(warning);
+    log.warn(warning);
+  }
+
+  let credentials: ReturnType<StateStore['loadCredentials']>;
+  let corrupt: CorruptCredentialsError | undefined;
+  try {
+    credentials = store.loadCredentials();
+  } catch (error) {
+    if (!(error instanceof CorruptCredentialsError)) throw error;
+    corrupt = error;
+  }
+  if (!credentials && !corrupt && !config.token)
+    fatal(ExitCode.badConfig, 'AGENT_TOKEN_FILE: is not set and there is no saved registration (e.g. AGENT_TOKEN_FILE=/run/secrets/agent-token)');
+
+  const statusServer = buildStatusServer(model, createMetrics(model));
+  await statusServer.listen({ host: config.statusHost, port: config.statusPort });
+  log.info({ port: config.statusPort, cpus, memoryBytes, resources: { ...resources, warnings: undefined } }, 'status endpoint listening');
+
+  const versions = await localVersions(PYTHON);
+  model.ray.version = versions.ray;
+  model.ray.pythonVersion = versions.python;
+
+  if (corrupt) {
+    // Never re-register silently: that would orphan the provider the manager knows.
+    model.registration.state = 'needs_reregistration';
+    model.fail('credentials_corrupt', corrupt.message);
+    model.setState('error');
+    log.error({ keptAt: corrupt.keptAt }, corrupt.message);
+    const stop = async () => {
+      await statusServer.close();
+      process.exit(ExitCode.ok);
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+    return;
+  }
+
+  const supervisor = new AgentSupervisor({
+    config,
+    model,
+    store,
+    resources,
+    statusServer,
+    log,
+    installId,
+    credentials,
+    rayBin: RAY_BIN,
+    python: PYTHON,
+    exit: (code) => {
+      log.flush();
+      process.exit(code);
+    },
+  });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void supervisor.shutdown(signal));
+  await supervisor.run();
+}
+
+main().catch((error: unknown) => {
+  fatal(ExitCode.forced, `unexpected failure: ${(error as Error).stack ?? String(error)}`);
+});

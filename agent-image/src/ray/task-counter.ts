@@ -1,0 +1,54 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/**
+ * Counts Ray tasks and actor calls executing on this node, from process titles: Ray retitles a worker
+ * `ray::<function>` while it runs a task, `ray::<Actor>.<method>` while an actor runs a call, and `ray::IDLE`
+ * when it waits. Local, instant and independent of the head's dashboard. Ray's own helper processes carry
+ * titles too and are left out.
+ *
+ * An actor between calls shows its bare class name, which looks like a task title. A process seen running an
+ * actor call (a dotted title) is remembered as an actor, so its bare title later counts as idle.
+ */
+const NOT_TASKS = new Set(['IDLE', 'DashboardAgent', 'RuntimeEnvAgent', 'JobSupervisor', 'ServeController']);
+
+export function workerTitle(cmdline: string): string | undefined {
+  const argv0 = cmdline.split('\0')[0] ?? '';
+  if (!argv0.startsWith('ray::')) return undefined;
+  const name = argv0.slice('ray::'.length).trim().split(/\s/)[0] ?? '';
+  return name === '' || NOT_TASKS.has(name) ? undefined : name;
+}
+
+export interface TaskCount {
+  running: number;
+  names: Record<string, number>;
+}
+
+export class TaskCounter {
+  private readonly actorPids = new Set<string>();
+
+  constructor(private readonly procRoot = '/proc') {}
+
+  count(): TaskCount {
+    const names: Record<string, number> = {};
+    const alive = new Set<string>();
+    let running = 0;
+    for (const pid of readdirSync(this.procRoot)) {
+      if (!/^\d+$/.test(pid)) continue;
+      let cmdline: string;
+      try {
+        cmdline = readFileSync(`${this.procRoot}/${pid}/cmdline`, 'utf8');
+      } catch {
+        continue; // the process ended while we looked
+      }
+      const name = workerTitle(cmdline);
+      if (name === undefined) continue;
+      alive.add(pid);
+      if (name.includes('.')) this.actorPids.add(pid);
+      else if (this.actorPids.has(pid)) continue; // an actor waiting for its next call
+      running += 1;
+      names[name] = (names[name] ?? 0) + 1;
+    }
+    for (const pid of this.actorPids) if (!alive.has(pid)) this.actorPids.delete(pid);
+    return { running, names };
+  }
+}

@@ -1,0 +1,323 @@
+import os from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import type { HeartbeatRequest } from '@ray-agent/protocol';
+import type { AgentConfig } from '../config/agent-config.js';
+import { formatGcsAddress } from '../config/ray-head.js';
+import { cgroupReader } from '../limits/cgroup.js';
+import type { RayResources } from '../limits/ray-resources.js';
+import type { Logger } from '../log.js';
+import { runHeartbeats } from '../manager/heartbeat-loop.js';
+import { ManagerClient } from '../manager/manager-client.js';
+import { register } from '../manager/registration.js';
+import { RayLogWatcher } from '../ray/log-watcher.js';
+import { preflightCluster } from '../ray/preflight.js';
+import { TaskCounter } from '../ray/task-counter.js';
+import type { Credentials, StateStore } from '../state/state-store.js';
+import type { StatusModel } from '../status/status-model.js';
+import { Backoff, sleep } from './backoff.js';
+import { primaryAddress } from './host-facts.js';
+import { RayNode, rayStopForce } from './ray-node.js';
+import { UsageSampler } from './usage-sampler.js';
+
+export interface SupervisorDeps {
+  config: AgentConfig;
+  model: StatusModel;
+  store: StateStore;
+  resources: RayResources;
+  statusServer: FastifyInstance;
+  log: Logger;
+  installId: string;
+  credentials: Credentials | undefined;
+  rayBin: string;
+  python: string;
+  /** Called once when the agent is done; the process exits with the code. */
+  exit: (code: number) => void;
+}
+
+const SAMPLE_MS = 2_000;
+const MISMATCH_RECHECK_MS = 300_000;
+
+/**
+ * The agent's supervisor: registers with the manager, keeps a Ray worker node joined to the cluster (rejoining
+ * after node or head loss), heartbeats, samples what the node is doing, and drains on a stop signal.
+ */
+export class AgentSupervisor {
+  private readonly client: ManagerClient;
+  /** Aborted when a stop is requested: wakes every wait of the join and registration loops. */
+  private readonly stopping = new AbortController();
+  /** Aborted once Ray has stopped: heartbeats keep reporting while the node drains. */
+  private readonly heartbeatsDone = new AbortController();
+  private credentials: Credentials | undefined;
+  private node: RayNode | undefined;
+  private sampler: NodeJS.Timeout | undefined;
+  private signals = 0;
+  private readonly nodeIp: string;
+
+  constructor(private readonly deps: SupervisorDeps) {
+    this.client = new ManagerClient(deps.config.manager, { caFile: deps.config.managerCaFile });
+    this.credentials = deps.credentials;
+    this.nodeIp = primaryAddress(deps.config.nodeIpAddress);
+    deps.model.ray.nodeIp = this.nodeIp;
+  }
+
+  async run(): Promise<void> {
+    const { model } = this.deps;
+    this.startSampling();
+    model.setState('connecting');
+    if (!(await this.ensureRegistered())) return;
+    const heartbeats = this.heartbeatLoop();
+    await this.keepNodeJoined();
+    await heartbeats;
+  }
+
+  /** First signal: drain. Second signal: stop now. */
+  async shutdown(signal: string): Promise<void> {
+    const { model, log, config } = this.deps;
+    this.signals += 1;
+    if (this.signals > 1) {
+      log.warn({ signal }, 'second stop signal: stopping Ray now');
+      this.node?.kill();
+      this.deps.exit(1);
+      return;
+    }
+    log.info({ signal, drainDeadlineSeconds: config.drainDeadlineSeconds }, 'stop requested: draining the Ray node');
+    model.setState('draining');
+    this.stopping.abort();
+    if (this.node?.running) {
+      model.ray.state = 'stopping';
+      await this.node.stop(config.drainDeadlineSeconds + 5);
+    }
+    await rayStopForce(this.deps.rayBin);
+    model.ray.state = 'stopped';
+    this.heartbeatsDone.abort();
+    if (this.sampler) clearInterval(this.sampler);
+    model.runningTasks = 0;
+    model.setState('stopped');
+    await this.finalHeartbeat();
+    await this.deps.statusServer.close();
+    await this.client.close();
+    log.info('stopped cleanly');
+    this.deps.exit(0);
+  }
+
+  private async ensureRegistered(): Promise<boolean> {
+    const { model, config, store, log } = this.deps;
+    if (this.credentials && this.credentials.managerBase === config.manager.base) {
+      this.markRegistered(this.credentials);
+      return true;
+    }
+    if (!config.token) {
+      model.setState('error');
+      model.registration.state = 'needs_reregistration';
+      model.fail('no_token', 'not registered and no enrollment token: set AGENT_TOKEN_FILE to a token from the manager');
+      log.error('not registered and no enrollment token is configured (AGENT_TOKEN_FILE)');
+      return false;
+    }
+    model.registration.state = 'registering';
+    try {
+      const credentials = await register(
+        this.client,
+        store,
+        this.registerBody(),
+        config.token,
+        config.manager.base,
+        log,
+        this.stopping.signal,
+        (error, waitMs) => model.fail('manager_unreachable', `registration failed, retrying in ${Math.round(waitMs / 1000)} s: ${error.message}`),
+      );
+      if (!credentials) return false;
+      model.clearError('manager_unreachable');
+      this.markRegistered(credentials);
+      return true;
+    } catch (error) {
+      const message = (error as Error).message;
+      model.registration.state = 'rejected';
+      model.setState('error');
+      model.fail((error as Error).name === 'EnrollmentRejectedError' ? 'enrollment_rejected' : 'registration_failed', message);
+      log.error({ err: message }, 'registration failed');
+      // Stay up a moment so the tray can read why, then exit with a code a restart policy can tell apart.
+      setTimeout(() => void this.deps.statusServer.close().then(() => this.deps.exit(3)), 2_000).unref();
+      return false;
+    }
+  }
+
+  private markRegistered(credentials: Credentials): void {
+    const { model } = this.deps;
+    this.credentials = credentials;
+    model.registration.state = 'registered';
+    model.registration.providerId = credentials.providerId;
+    model.registration.registeredAt = credentials.registeredAt;
+  }
+
+  private registerBody() {
+    const { config, model } = this.deps;
+    return {
+      installId: this.deps.installId,
+      hostname: config.providerName ?? os.hostname(),
+      cpuCores: os.availableParallelism(),
+      memoryBytes: os.totalmem(),
+      ipAddress: this.nodeIp,
+      versions: { agent: model.agentVersion, ray: model.ray.version, python: model.ray.pythonVersion },
+      limits: { cpus: model.limits.cpus, memoryBytes: model.limits.memoryBytes },
+    };
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    const { model, log, store } = this.deps;
+    while (!this.heartbeatsDone.signal.aborted && this.credentials) {
+      const outcome = await runHeartbeats(
+        this.client,
+        model,
+        () => ({ providerId: this.credentials?.providerId ?? '', credential: this.credentials?.credential ?? '' }),
+        () => this.heartbeatBody(),
+        log,
+        this.heartbeatsDone.signal,
+      );
+      if (outcome === 'stopped') return;
+      if (outcome === 'revoked') {
+        log.error('the manager rejected this provider credential: leaving the cluster');
+        model.registration.state = 'needs_reregistration';
+        model.fail('credential_rejected', 'the manager no longer accepts this provider; re-register it (remove the state volume and start with a new enrollment token)');
+        await this.leaveCluster();
+        return;
+      }
+      // Unknown provider: the manager forgot us. Keep the old credentials aside and register again if we can.
+      const keptAt = store.quarantine(store.credentialsPath, 'unknown-provider');
+      log.warn({ keptAt }, 'the manager does not know this provider; registering again');
+      this.credentials = undefined;
+      if (!(await this.ensureRegistered())) {
+        await this.leaveCluster();
+        return;
+      }
+      if (this.node?.running) await this.node.stop(this.deps.config.drainDeadlineSeconds + 5); // rejoin with the new ID
+    }
+  }
+
+  /** Stops Ray without exiting: the status endpoint keeps saying why, and no restart storm follows. */
+  private async leaveCluster(): Promise<void> {
+    const { model } = this.deps;
+    this.stopping.abort();
+    if (this.node?.running) await this.node.stop(this.deps.config.drainDeadlineSeconds + 5);
+    model.ray.state = 'stopped';
+    model.setState('error');
+  }
+
+  private heartbeatBody(): Omit<HeartbeatRequest, 'providerId' | 'sentAt'> {
+    const { model } = this.deps;
+    return {
+      state: model.current,
+      rayNode: model.ray.state,
+      cpuPercent: Math.min(100, model.usage.cpuPercent),
+      memoryBytes: model.usage.memoryBytes,
+      memoryPercent: Math.min(100, Math.round((model.usage.memoryBytes / model.limits.memoryBytes) * 1000) / 10),
+      activeTasks: model.runningTasks,
+      recentErrors: model.ray.recentErrors.slice(-5).map((entry) => entry.message),
+    };
+  }
+
+  private async finalHeartbeat(): Promise<void> {
+    const credentials = this.credentials;
+    if (!credentials || this.deps.model.registration.state !== 'registered') return;
+    const timeout = AbortSignal.timeout(3_000);
+    try {
+      await this.client.heartbeat(
+        { ...this.heartbeatBody(), providerId: credentials.providerId, sentAt: new Date().toISOString() },
+        credentials.credential,
+        timeout,
+      );
+    } catch (error) {
+      this.deps.log.warn({ err: (error as Error).message }, 'the last heartbeat did not reach the manager');
+    }
+  }
+
+  /** Joins the cluster and keeps it joined: preflight, `ray start --block`, and rejoin with backoff on loss. */
+  private async keepNodeJoined(): Promise<void> {
+    const { model, config, log } = this.deps;
+    const signal = this.stopping.signal;
+    const backoff = new Backoff(1_000, 30_000);
+    let joinedBefore = false;
+    while (!signal.aborted) {
+      model.ray.state = joinedBefore ? 'restarting' : 'joining';
+      const preflight = await preflightCluster(this.deps.python, config.gcs, 5);
+      if (signal.aborted) break;
+      if (preflight.kind === 'unreachable') {
+        const wait = backoff.next();
+        model.fail('head_unreachable', `the Ray head at ${formatGcsAddress(config.gcs)} is not reachable (${preflight.detail}); retrying in ${Math.round(wait / 1000)} s`);
+        if (backoff.attempts === 1 || backoff.attempts % 10 === 0) log.warn({ detail: preflight.detail, attempts: backoff.attempts }, 'Ray head not reachable');
+        await sleep(wait, signal);
+        continue;
+      }
+      model.ray.clusterVersion = preflight.info.clusterRayVersion ?? null;
+      model.ray.clusterPythonVersion = preflight.info.clusterPythonVersion ?? null;
+      if (preflight.kind === 'mismatch') {
+        model.ray.state = 'failed';
+        model.setState('error');
+        model.fail('version_mismatch', preflight.message);
+        log.error({ detail: preflight.message }, 'refusing to join: version mismatch');
+        await sleep(MISMATCH_RECHECK_MS, signal);
+        continue;
+      }
+      model.clearError('head_unreachable');
+      model.clearError('version_mismatch');
+      if (model.current === 'error') model.setState(joinedBefore ? 'reconnecting' : 'connecting');
+      const exit = await this.runNode();
+      if (signal.aborted) break;
+      joinedBefore ||= exit.joined;
+      if (exit.joined) backoff.reset();
+      model.ray.restarts += 1;
+      model.ray.joinedAt = null;
+      const reason = exit.lastLines.filter((line) => /error|fail|exit|refus|mismatch/i.test(line)).slice(-3).join(' | ');
+      const message = `the Ray node stopped unexpectedly (exit ${exit.code ?? exit.signal})${reason ? `: ${reason}` : ''}`;
+      model.rayError(message);
+      model.fail('ray_node_exited', message);
+      model.setState('reconnecting');
+      log.warn({ code: exit.code, signal: exit.signal, lastLines: exit.lastLines.slice(-10) }, 'Ray node exited; rejoining');
+      await rayStopForce(this.deps.rayBin);
+      await sleep(backoff.next(), signal);
+    }
+  }
+
+  private runNode(): Promise<{ joined: boolean; code: number | null; signal: string | null; lastLines: string[] }> {
+    const { model, config, resources, log } = this.deps;
+    const providerId = this.credentials?.providerId ?? 'unregistered';
+    const node = new RayNode({
+      rayBin: this.deps.rayBin,
+      gcs: config.gcs,
+      resources,
+      ports: config.ports,
+      nodeIpAddress: config.nodeIpAddress,
+      providerId,
+      drainDeadlineSeconds: config.drainDeadlineSeconds,
+      gcsReconnectTimeoutSeconds: config.gcsReconnectTimeoutSeconds,
+    });
+    this.node = node;
+    let joined = false;
+    return new Promise((resolve) => {
+      node.on('joined', () => {
+        joined = true;
+        model.ray.state = 'joined';
+        model.ray.joinedAt = new Date();
+        model.clearError('ray_node_exited');
+        if (model.current !== 'draining' && model.current !== 'error') model.setState('contributing');
+        log.info({ providerId, gcs: formatGcsAddress(config.gcs) }, 'Ray node joined the cluster');
+      });
+      node.on('line', (line) => log.debug({ ray: line }, 'ray'));
+      node.on('exit', (exit) => resolve({ joined, code: exit.code, signal: exit.signal, lastLines: exit.lastLines }));
+      node.start();
+    });
+  }
+
+  private startSampling(): void {
+    const { model } = this.deps;
+    const usage = new UsageSampler(cgroupReader(), model.limits.cpus);
+    const logs = new RayLogWatcher('/tmp/ray/session_latest/logs', (line) => model.rayError(line));
+    const tasks = new TaskCounter();
+    const tick = () => {
+      model.runningTasks = model.ray.state === 'joined' || model.ray.state === 'stopping' ? tasks.count().running : 0;
+      model.usage = usage.sample();
+      logs.poll();
+    };
+    tick();
+    this.sampler = setInterval(tick, SAMPLE_MS);
+  }
+}

@@ -1,0 +1,8 @@
+/** Exit codes a restart policy or the tray app can act on. */
+export const ExitCode = {
+  ok: 0,
+  forced: 1,
+  badConfig: 2,
+  enrollmentRejected: 3,
+  stateDirUnusable: 5,
+} as const;

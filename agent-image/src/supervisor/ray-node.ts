@@ -1,0 +1,162 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { RayPorts } from '../config/agent-config.js';
+import { formatGcsAddress, type GcsAddress } from '../config/ray-head.js';
+import type { RayResources } from '../limits/ray-resources.js';
+
+export interface RayNodeOptions {
+  rayBin: string;
+  gcs: GcsAddress;
+  resources: RayResources;
+  ports: RayPorts;
+  nodeIpAddress: string | undefined;
+  providerId: string;
+  drainDeadlineSeconds: number;
+  gcsReconnectTimeoutSeconds: number;
+}
+
+export type RayNodeEvents = {
+  joined: [];
+  exit: [{ code: number | null; signal: NodeJS.Signals | null; lastLines: string[]; requested: boolean }];
+  line: [string];
+};
+
+/** Variables the node must never see: Ray tasks inherit the node's environment. */
+const SECRET_VARIABLES = ['AGENT_TOKEN', 'AGENT_TOKEN_FILE'];
+
+/** The provider label and resource let a driver aim work at this machine. */
+export function providerLabel(providerId: string): string {
+  return `ray-agent/provider-id=${providerId}`;
+}
+export function providerResource(providerId: string): string {
+  return `provider:${providerId}`;
+}
+
+export function rayStartArgs(options: RayNodeOptions): string[] {
+  const { resources, ports } = options;
+  const args = [
+    'start',
+    `--address=${formatGcsAddress(options.gcs)}`,
+    '--block',
+    `--num-cpus=${resources.numCpus}`,
+    '--num-gpus=0',
+    `--memory=${resources.memoryBytes}`,
+    `--object-store-memory=${resources.objectStoreBytes}`,
+    `--node-manager-port=${ports.nodeManager}`,
+    `--object-manager-port=${ports.objectManager}`,
+    `--min-worker-port=${ports.minWorker}`,
+    `--max-worker-port=${ports.maxWorker}`,
+    `--metrics-export-port=${ports.metricsExport}`,
+    `--dashboard-agent-grpc-port=${ports.dashboardAgentGrpc}`,
+    `--dashboard-agent-listen-port=${ports.dashboardAgentListen}`,
+    `--runtime-env-agent-port=${ports.runtimeEnvAgent}`,
+    `--labels=${providerLabel(options.providerId)}`,
+    `--resources=${JSON.stringify({ [providerResource(options.providerId)]: 1 })}`,
+    '--disable-usage-stats',
+  ];
+  if (options.nodeIpAddress) args.push(`--node-ip-address=${options.nodeIpAddress}`);
+  return args;
+}
+
+export function rayEnvironment(options: RayNodeOptions, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  for (const name of SECRET_VARIABLES) delete env[name];
+  return {
+    ...env,
+    RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL: 'minor',
+    RAY_USAGE_STATS_ENABLED: '0',
+    // SIGTERM to `ray start --block` drains the node for this long before it stops (Ray >= 2.58).
+    RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S: String(options.drainDeadlineSeconds),
+    RAY_gcs_rpc_server_reconnect_timeout_s: String(options.gcsReconnectTimeoutSeconds),
+    PYTHONUNBUFFERED: '1',
+  };
+}
+
+/** One run of `ray start --block`: a Ray worker node, supervised as a child process in its own process group. */
+export class RayNode extends EventEmitter<RayNodeEvents> {
+  private child: ChildProcess | undefined;
+  private readonly lastLines: string[] = [];
+  private stopRequested = false;
+  private exited: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: RayNodeOptions) {
+    super();
+  }
+
+  start(): void {
+    const child = spawn(this.options.rayBin, rayStartArgs(this.options), {
+      env: rayEnvironment(this.options),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.exited = new Promise((resolve) => {
+      child.on('exit', (code, signal) => {
+        this.emit('exit', { code, signal, lastLines: [...this.lastLines], requested: this.stopRequested });
+        resolve();
+      });
+      child.on('error', (error) => {
+        this.remember(`could not start ray: ${error.message}`);
+      });
+    });
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      createInterface({ input: stream }).on('line', (line) => {
+        this.remember(line);
+        this.emit('line', line);
+        if (line.includes('Ray runtime started')) this.emit('joined');
+      });
+    }
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /**
+   * Drains and stops the node: SIGTERM makes Ray stop taking work and let running tasks finish for up to the
+   * drain deadline. If it is still up after `graceSeconds`, the whole process group is killed.
+   */
+  async stop(graceSeconds: number): Promise<void> {
+    this.stopRequested = true;
+    if (!this.running || !this.child?.pid) return;
+    this.signalGroup('SIGTERM');
+    const timedOut = await Promise.race([
+      this.exited.then(() => false),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(true), graceSeconds * 1000).unref()),
+    ]);
+    if (timedOut) this.kill();
+    await this.exited;
+  }
+
+  /** Immediate stop: the second signal, or the deadline passed. */
+  kill(): void {
+    this.stopRequested = true;
+    this.signalGroup('SIGKILL');
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    const pid = this.child?.pid;
+    if (pid === undefined) return;
+    try {
+      // SIGTERM goes to `ray start` only (it drains, then stops its children); SIGKILL to the whole group.
+      if (signal === 'SIGTERM') process.kill(pid, signal);
+      else process.kill(-pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  private remember(line: string): void {
+    this.lastLines.push(line);
+    if (this.lastLines.length > 40) this.lastLines.shift();
+  }
+}
+
+/** Sweeps every Ray process left in this container (safe: the container holds only this node). */
+export function rayStopForce(rayBin: string): Promise<void> {
+  return new Promise((resolve) => {
+    execFile(rayBin, ['stop', '--force'], { timeout: 30_000, env: { ...process.env, RAY_USAGE_STATS_ENABLED: '0' } }, () => resolve());
+  });
+}

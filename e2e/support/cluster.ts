@@ -1,0 +1,165 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { ProviderList, StatusDocument } from '@ray-agent/protocol';
+import { docker, run, waitFor } from './run.js';
+import { makePki, type TestPki, writeSecret } from './tls.js';
+
+export const AGENT_IMAGE = process.env.AGENT_IMAGE ?? 'ray-agent:dev';
+export const MANAGER_IMAGE = process.env.MANAGER_IMAGE ?? 'ray-agent-manager:dev';
+
+/** Hardened run flags, as the tray app uses them. */
+export const HARDENED = ['--cap-drop=ALL', '--security-opt=no-new-privileges', '--read-only', '--tmpfs=/tmp:rw,exec,size=2g', '--init'];
+
+/**
+ * A whole system on a private Docker network, made and removed by one test file: a Ray head with no CPUs (so
+ * any task must run on the agent), the reference manager over TLS with a private CA, and agent containers.
+ */
+export class TestCluster {
+  readonly id = randomBytes(3).toString('hex');
+  readonly network = `ray-agent-e2e-${this.id}`;
+  readonly head = `head-${this.id}`;
+  readonly manager = `manager-${this.id}`;
+  readonly enrollmentToken = randomBytes(32).toString('base64url');
+  readonly adminToken = randomBytes(32).toString('base64url');
+  pki!: TestPki;
+  private readonly containers = new Set<string>();
+  private readonly volumes = new Set<string>();
+  private managerPort = 0;
+  private readonly tls = new Map<string, Agent>();
+
+  async start(): Promise<void> {
+    await docker('network', 'create', this.network);
+    this.pki = await makePki([this.manager, 'localhost', '127.0.0.1'], { dir: mkdtempSync(join(tmpdir(), 'ray-agent-e2e-')) });
+    writeSecret(this.pki.dir, 'enrollment-token', this.enrollmentToken);
+    writeSecret(this.pki.dir, 'admin-token', this.adminToken);
+    await Promise.all([this.startHead(), this.startManager()]);
+  }
+
+  async startHead(): Promise<void> {
+    this.containers.add(this.head);
+    await docker(
+      'run', '-d', '--name', this.head, '--network', this.network, '--shm-size=512m', '--entrypoint', 'ray', AGENT_IMAGE,
+      'start', '--head', '--num-cpus=0', '--port=6379', '--include-dashboard=false', '--disable-usage-stats', '--block',
+    );
+  }
+
+  async startManager(): Promise<void> {
+    this.containers.add(this.manager);
+    this.volumes.add(`${this.manager}-data`);
+    await docker(
+      'run', '-d', '--name', this.manager, '--network', this.network, '-p', '127.0.0.1::8443',
+      '-v', `${this.pki.dir}:/certs:ro`, '-v', `${this.manager}-data:/data`, MANAGER_IMAGE,
+      'serve', '--db', '/data/manager.db', '--cert', '/certs/server.pem', '--key', '/certs/server.key', '--port', '8443',
+      '--heartbeat-interval', '2', '--enrollment-token-file', '/certs/enrollment-token', '--admin-token-file', '/certs/admin-token',
+    );
+    this.managerPort = await publishedPort(this.manager, 8443);
+    await waitFor('the manager to answer', async () => ((await this.managerGet('/healthz')).status === 200 ? true : undefined), 30_000);
+  }
+
+  /** Starts an agent container; returns its name. Extra `docker run` flags and env may be given. */
+  async startAgent(options: { name?: string; env?: Record<string, string>; flags?: string[]; volume?: string } = {}): Promise<Agent0> {
+    const name = options.name ?? `agent-${this.id}-${randomBytes(2).toString('hex')}`;
+    const volume = options.volume ?? `${name}-state`;
+    this.containers.add(name);
+    this.volumes.add(volume);
+    const env = {
+      RAY_HEAD: `ray://${this.head}:10001`,
+      MANAGER_URL: `https://${this.manager}:8443/api/register`,
+      MANAGER_CA_FILE: '/certs/ca.pem',
+      AGENT_TOKEN_FILE: '/certs/enrollment-token',
+      HEARTBEAT_INTERVAL: '2',
+      RAY_GCS_RECONNECT_TIMEOUT: '15',
+      ...options.env,
+    };
+    await docker(
+      'run', '-d', '--name', name, '--network', this.network, '-p', '127.0.0.1::8765', '--shm-size=1g',
+      '--stop-timeout=60', ...HARDENED, '-v', `${this.pki.dir}:/certs:ro`, '-v', `${volume}:/var/lib/ray-agent`,
+      ...Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`]),
+      ...(options.flags ?? ['--cpus=2', '--memory=4g']),
+      AGENT_IMAGE,
+    );
+    return new Agent0(name, volume, await publishedPort(name, 8765));
+  }
+
+  async providers(): Promise<ProviderList['providers']> {
+    const response = await this.managerGet('/api/providers', this.adminToken);
+    if (response.status !== 200) throw new Error(`providers: ${response.status} ${response.text}`);
+    return ProviderList.parse(JSON.parse(response.text)).providers;
+  }
+
+  async managerGet(path: string, bearer?: string): Promise<{ status: number; text: string }> {
+    const dispatcher = this.dispatcher();
+    const response = await request(`https://localhost:${this.managerPort}${path}`, {
+      dispatcher,
+      headers: bearer ? { authorization: `Bearer ${bearer}` } : {},
+    });
+    return { status: response.statusCode, text: await response.body.text() };
+  }
+
+  /** Runs a Ray driver on the head (it has the same Ray and Python as the agent). */
+  driver(script: string, timeoutMs = 180_000) {
+    return run('docker', ['exec', '-i', this.head, 'python3', '-'], { input: script, timeoutMs });
+  }
+
+  async track(name: string): Promise<void> {
+    this.containers.add(name);
+  }
+
+  async stop(): Promise<void> {
+    for (const agent of this.tls.values()) await agent.close();
+    await run('docker', ['rm', '-f', '-v', ...this.containers]);
+    if (this.volumes.size) await run('docker', ['volume', 'rm', '-f', ...this.volumes]);
+    await run('docker', ['network', 'rm', this.network]);
+  }
+
+  private dispatcher(): Agent {
+    let agent = this.tls.get('manager');
+    if (!agent) {
+      agent = new Agent({ connect: { ca: readFileSync(this.pki.caCert, 'utf8') } });
+      this.tls.set('manager', agent);
+    }
+    return agent;
+  }
+}
+
+/** One agent container and its loopback status endpoint. */
+export class Agent0 {
+  constructor(
+    readonly name: string,
+    readonly volume: string,
+    readonly statusPort: number,
+  ) {}
+
+  async status(): Promise<StatusDocument> {
+    const response = await request(`http://127.0.0.1:${this.statusPort}/status`);
+    if (response.statusCode !== 200) throw new Error(`status ${response.statusCode}`);
+    return StatusDocument.parse(await response.body.json());
+  }
+
+  /** Waits until the status satisfies the predicate; returns that status. */
+  waitForStatus(what: string, predicate: (status: StatusDocument) => boolean, timeoutMs = 120_000): Promise<StatusDocument> {
+    return waitFor(`${this.name}: ${what}`, async () => {
+      const status = await this.status();
+      return predicate(status) ? status : undefined;
+    }, timeoutMs);
+  }
+
+  logs(): Promise<string> {
+    return run('docker', ['logs', this.name]).then((result) => result.stdout + result.stderr);
+  }
+}
+
+export async function publishedPort(container: string, port: number): Promise<number> {
+  const text = await docker('port', container, `${port}/tcp`);
+  const match = /127\.0\.0\.1:(\d+)/.exec(text);
+  if (!match) throw new Error(`${container}: port ${port} is not published on 127.0.0.1 (${text})`);
+  return Number(match[1]);
+}
+
+export async function containerExit(name: string, timeoutMs: number): Promise<number> {
+  const result = await run('docker', ['wait', name], { timeoutMs });
+  return Number(result.stdout.trim());
+}

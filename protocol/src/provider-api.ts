@@ -1,0 +1,79 @@
+import { z } from 'zod';
+import { AgentState, RayNodeState } from './agent-state.js';
+import { Limits, Sentence, Timestamp, Versions } from './common.js';
+
+/** Provider IDs are chosen by the manager; the agent only checks they are safe to put in a Ray label. */
+export const ProviderId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{2,62}$/, 'provider IDs are 3-63 lowercase letters, digits and dashes');
+
+/** POST /api/register, authorized by the enrollment token. Idempotent per installId. */
+export const RegisterRequest = z.object({
+  installId: z.uuid(),
+  hostname: z.string().min(1).max(253),
+  cpuCores: z.number().int().positive().max(4096),
+  memoryBytes: z.number().int().positive(),
+  ipAddress: z.string().min(1).max(64),
+  versions: Versions,
+  limits: Limits,
+});
+export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+export const RegisterResponse = z.object({
+  providerId: ProviderId,
+  /** Bearer credential for heartbeats; only ever stored in the agent's state volume. */
+  credential: z.string().min(32).max(256),
+  heartbeatIntervalSeconds: z.number().int().min(1).max(3600),
+  serverTime: Timestamp,
+});
+export type RegisterResponse = z.infer<typeof RegisterResponse>;
+
+/** POST /api/heartbeat, authorized by the provider credential. */
+export const HeartbeatRequest = z.object({
+  providerId: ProviderId,
+  state: AgentState,
+  rayNode: RayNodeState,
+  /** Container CPU use as a percentage of the CPU limit (0-100). */
+  cpuPercent: z.number().min(0).max(100),
+  memoryBytes: z.number().int().nonnegative(),
+  /** Container memory use as a percentage of the memory limit (0-100). */
+  memoryPercent: z.number().min(0).max(100),
+  activeTasks: z.number().int().nonnegative(),
+  recentErrors: z.array(Sentence).max(5),
+  sentAt: Timestamp,
+});
+export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
+
+export const HeartbeatResponse = z.object({
+  ok: z.literal(true),
+  heartbeatIntervalSeconds: z.number().int().min(1).max(3600),
+  serverTime: Timestamp,
+});
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
+
+export const ProviderHealth = z.enum(['healthy', 'late', 'offline', 'stopped', 'never']);
+export type ProviderHealth = z.infer<typeof ProviderHealth>;
+
+/** GET /api/providers, authorized by the operator's admin token. */
+export const ProviderSummary = z.object({
+  providerId: ProviderId,
+  hostname: z.string(),
+  ipAddress: z.string(),
+  cpuCores: z.number().int(),
+  memoryBytes: z.number().int(),
+  limits: Limits,
+  versions: Versions,
+  registeredAt: Timestamp,
+  registrations: z.number().int().positive(),
+  lastHeartbeatAt: Timestamp.nullable(),
+  heartbeats: z.number().int().nonnegative(),
+  lastState: AgentState.nullable(),
+  activeTasks: z.number().int().nonnegative(),
+  cpuPercent: z.number().nullable(),
+  memoryBytesUsed: z.number().int().nullable(),
+  health: ProviderHealth,
+});
+export type ProviderSummary = z.infer<typeof ProviderSummary>;
+
+export const ProviderList = z.object({ providers: z.array(ProviderSummary) });
+export type ProviderList = z.infer<typeof ProviderList>;

@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { AgentState, RayNodeState } from './agent-state.js';
+import { Sentence, Timestamp } from './common.js';
+
+export const RegistrationState = z.enum(['unregistered', 'registering', 'registered', 'rejected', 'needs_reregistration']);
+export type RegistrationState = z.infer<typeof RegistrationState>;
+
+export const HeartbeatHealth = z.enum(['idle', 'healthy', 'failing', 'rate_limited', 'stopped']);
+export type HeartbeatHealth = z.infer<typeof HeartbeatHealth>;
+
+export const LimitSource = z.enum(['env', 'cgroup', 'host']);
+
+export const TimedMessage = z.object({ at: Timestamp, message: Sentence });
+
+/** GET /status on the agent's loopback endpoint. Never carries a secret. */
+export const StatusDocument = z.object({
+  schemaVersion: z.literal(1),
+  state: AgentState,
+  stateSince: Timestamp,
+  agent: z.object({ version: z.string(), startedAt: Timestamp, uptimeSeconds: z.number().nonnegative() }),
+  ray: z.object({
+    state: RayNodeState,
+    gcsAddress: z.string(),
+    nodeIp: z.string().nullable(),
+    version: z.string(),
+    pythonVersion: z.string(),
+    clusterVersion: z.string().nullable(),
+    clusterPythonVersion: z.string().nullable(),
+    joinedAt: Timestamp.nullable(),
+    restarts: z.number().int().nonnegative(),
+    recentErrors: z.array(TimedMessage).max(20),
+  }),
+  registration: z.object({
+    state: RegistrationState,
+    providerId: z.string().nullable(),
+    managerUrl: z.string(),
+    registeredAt: Timestamp.nullable(),
+  }),
+  heartbeat: z.object({
+    state: HeartbeatHealth,
+    intervalSeconds: z.number().positive(),
+    lastSuccessAt: Timestamp.nullable(),
+    lastAttemptAt: Timestamp.nullable(),
+    consecutiveFailures: z.number().int().nonnegative(),
+    failingSince: Timestamp.nullable(),
+    nextAttemptAt: Timestamp.nullable(),
+    /** Manager clock minus agent clock, seconds; shown only, never used to decide anything. */
+    serverClockSkewSeconds: z.number().nullable(),
+  }),
+  tasks: z.object({ running: z.number().int().nonnegative() }),
+  limits: z.object({
+    cpus: z.number().positive(),
+    memoryBytes: z.number().int().positive(),
+    objectStoreBytes: z.number().int().positive(),
+    shmBytes: z.number().int().nonnegative().nullable(),
+    source: LimitSource,
+  }),
+  usage: z.object({ cpuPercent: z.number().min(0), memoryBytes: z.number().int().nonnegative() }),
+  warnings: z.array(Sentence).max(20),
+  lastError: z.object({ code: z.string(), message: Sentence, at: Timestamp }).nullable(),
+});
+export type StatusDocument = z.infer<typeof StatusDocument>;
