@@ -14,7 +14,9 @@ const common = {
   legalComments: 'none',
   logLevel: 'warning',
   define: { AGENT_VERSION: JSON.stringify(pkg.version) },
-  banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+  },
 };
 await build({ ...common, entryPoints: [`${here}src/main.ts`], outfile: `${here}dist/agent.mjs` });
 await build({ ...common, entryPoints: [`${here}src/healthcheck.ts`], outfile: `${here}dist/healthcheck.mjs` });

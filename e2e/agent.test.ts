@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type Agent0, AGENT_IMAGE, containerExit, TestCluster } from './support/cluster.js';
+import { AGENT_IMAGE, type Agent0, containerExit, TestCluster } from './support/cluster.js';
 import { docker, run, waitFor } from './support/run.js';
 
 /**
@@ -50,10 +50,14 @@ describe('joining and registering', () => {
     expect(status.registration.state).toBe('registered');
     expect(providerId).toMatch(/^[a-z0-9][a-z0-9-]{2,62}$/);
     expect(status.limits).toMatchObject({ cpus: 2, memoryBytes: 4 * 1024 ** 3, source: 'cgroup' });
-    const provider = await waitFor('a heartbeat at the manager', async () => {
-      const found = (await cluster.providers()).find((p) => p.providerId === providerId);
-      return found && found.heartbeats > 0 ? found : undefined;
-    }, 30_000);
+    const provider = await waitFor(
+      'a heartbeat at the manager',
+      async () => {
+        const found = (await cluster.providers()).find((p) => p.providerId === providerId);
+        return found && found.heartbeats > 0 ? found : undefined;
+      },
+      30_000,
+    );
     expect(provider.health).toBe('healthy');
     expect(provider.lastState).toBe('contributing');
     expect(provider.cpuCores).toBeGreaterThan(0);
@@ -62,11 +66,36 @@ describe('joining and registering', () => {
   });
 
   test('the status endpoint refuses a foreign Host header and browser requests', async () => {
-    const evil = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: evil.example', `http://127.0.0.1:${agent.statusPort}/status`]);
+    const evil = await run('curl', [
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      'Host: evil.example',
+      `http://127.0.0.1:${agent.statusPort}/status`,
+    ]);
     expect(evil.stdout).toBe('403');
-    const origin = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Origin: http://localhost:3000', `http://127.0.0.1:${agent.statusPort}/status`]);
+    const origin = await run('curl', [
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '-H',
+      'Origin: http://localhost:3000',
+      `http://127.0.0.1:${agent.statusPort}/status`,
+    ]);
     expect(origin.stdout).toBe('403');
-    const ok = await run('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${agent.statusPort}/status`]);
+    const ok = await run('curl', [
+      '-s',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      `http://127.0.0.1:${agent.statusPort}/status`,
+    ]);
     expect(ok.stdout).toBe('200');
   });
 
@@ -81,7 +110,13 @@ describe('joining and registering', () => {
     expect(status).not.toContain(cluster.enrollmentToken);
     expect(await agent.logs()).not.toContain(cluster.enrollmentToken);
     // The Ray processes do not inherit the token file variable either.
-    const rayEnv = await docker('exec', agent.name, 'sh', '-c', 'cat /proc/$(pgrep -f raylet | head -n1)/environ | tr "\\0" "\\n"');
+    const rayEnv = await docker(
+      'exec',
+      agent.name,
+      'sh',
+      '-c',
+      'cat /proc/$(pgrep -f raylet | head -n1)/environ | tr "\\0" "\\n"',
+    );
     expect(rayEnv).not.toContain('AGENT_TOKEN');
   });
 });
@@ -92,14 +127,21 @@ describe('running tasks', () => {
     const driver = cluster.driver(tasksScript(count, 20, `provider:${providerId}`));
     const busy = await agent.waitForStatus(`${count} running tasks`, (s) => s.tasks.running === count, 90_000);
     expect(busy.tasks.running).toBe(count);
-    const reported = await waitFor('the manager to see the running tasks', async () => {
-      const found = (await cluster.providers()).find((p) => p.providerId === providerId);
-      return found?.activeTasks === count ? found : undefined;
-    }, 20_000);
+    const reported = await waitFor(
+      'the manager to see the running tasks',
+      async () => {
+        const found = (await cluster.providers()).find((p) => p.providerId === providerId);
+        return found?.activeTasks === count ? found : undefined;
+      },
+      20_000,
+    );
     expect(reported.activeTasks).toBe(count);
     const result = await driver;
     expect(result.code, result.stderr).toBe(0);
-    const { head, nodes } = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as { head: string; nodes: string[] };
+    const { head, nodes } = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as {
+      head: string;
+      nodes: string[];
+    };
     expect(nodes).toHaveLength(count);
     expect(new Set(nodes).size).toBe(1);
     expect(nodes[0]).not.toBe(head);
@@ -111,11 +153,19 @@ describe('running tasks', () => {
 describe('faults it recovers from', () => {
   test('manager down for a while: heartbeats fail, then recover, and nothing is re-registered', async () => {
     await docker('stop', cluster.manager);
-    const failing = await agent.waitForStatus('heartbeats failing', (s) => s.heartbeat.consecutiveFailures >= 2, 60_000);
+    const failing = await agent.waitForStatus(
+      'heartbeats failing',
+      (s) => s.heartbeat.consecutiveFailures >= 2,
+      60_000,
+    );
     expect(failing.heartbeat.state).toBe('failing');
     expect(failing.state).toBe('contributing');
     await docker('start', cluster.manager);
-    const healthy = await agent.waitForStatus('heartbeats healthy again', (s) => s.heartbeat.state === 'healthy', 120_000);
+    const healthy = await agent.waitForStatus(
+      'heartbeats healthy again',
+      (s) => s.heartbeat.state === 'healthy',
+      120_000,
+    );
     expect(healthy.heartbeat.consecutiveFailures).toBe(0);
     const providers = await waitFor('the manager to answer', () => cluster.providers(), 30_000);
     expect(providers).toHaveLength(1);
@@ -145,7 +195,9 @@ describe('stopping', () => {
     const driver = cluster.driver(tasksScript(2, 12));
     await agent.waitForStatus('2 running tasks', (s) => s.tasks.running === 2, 90_000);
     await docker('kill', '--signal=SIGTERM', agent.name);
-    const draining = await agent.waitForStatus('draining', (s) => s.state === 'draining', 10_000).catch(() => undefined);
+    const draining = await agent
+      .waitForStatus('draining', (s) => s.state === 'draining', 10_000)
+      .catch(() => undefined);
     expect(draining?.state ?? 'draining').toBe('draining');
     const result = await driver;
     expect(result.code, result.stderr).toBe(0);
@@ -157,15 +209,38 @@ describe('stopping', () => {
 
 describe('bad configuration', () => {
   const cases: Array<[string, Record<string, string>, RegExp]> = [
-    ['RAY_HEAD', { RAY_HEAD: 'http://head:10001' }, /^ray-agent: RAY_HEAD: "http:\/\/head:10001" .+ \(e\.g\. RAY_HEAD=ray:\/\/.+\)$/],
-    ['MANAGER_URL', { MANAGER_URL: 'http://manager.test/api/register' }, /^ray-agent: MANAGER_URL: .*https.* \(e\.g\. MANAGER_URL=https:\/\/.+\)$/],
-    ['MEMORY_LIMIT', { MEMORY_LIMIT: '4x' }, /^ray-agent: MEMORY_LIMIT: "4x" has an unknown unit "x" \(e\.g\. MEMORY_LIMIT=4g.*\)$/],
+    [
+      'RAY_HEAD',
+      { RAY_HEAD: 'http://head:10001' },
+      /^ray-agent: RAY_HEAD: "http:\/\/head:10001" .+ \(e\.g\. RAY_HEAD=ray:\/\/.+\)$/,
+    ],
+    [
+      'MANAGER_URL',
+      { MANAGER_URL: 'http://manager.test/api/register' },
+      /^ray-agent: MANAGER_URL: .*https.* \(e\.g\. MANAGER_URL=https:\/\/.+\)$/,
+    ],
+    [
+      'MEMORY_LIMIT',
+      { MEMORY_LIMIT: '4x' },
+      /^ray-agent: MEMORY_LIMIT: "4x" has an unknown unit "x" \(e\.g\. MEMORY_LIMIT=4g.*\)$/,
+    ],
   ];
   test.each(cases)('a bad %s exits 2 with one line naming it', async (_name, env, pattern) => {
-    const base = { RAY_HEAD: 'ray://head:10001', MANAGER_URL: 'https://manager.test/api/register', AGENT_TOKEN_FILE: '/dev/null' };
+    const base = {
+      RAY_HEAD: 'ray://head:10001',
+      MANAGER_URL: 'https://manager.test/api/register',
+      AGENT_TOKEN_FILE: '/dev/null',
+    };
     const merged = { ...base, ...env };
     // --network none: a config error must stop the agent before any network call.
-    const result = await run('docker', ['run', '--rm', '--network', 'none', ...Object.entries(merged).flatMap(([k, v]) => ['-e', `${k}=${v}`]), AGENT_IMAGE]);
+    const result = await run('docker', [
+      'run',
+      '--rm',
+      '--network',
+      'none',
+      ...Object.entries(merged).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+      AGENT_IMAGE,
+    ]);
     expect(result.code).toBe(2);
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);

@@ -104,6 +104,8 @@ build_images() {
     --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg NODE_IMAGE="$NODE_IMAGE" --build-arg PIP_INDEX_URL="$index" \
     "$ROOT/agent-image" >/dev/null
   if [ -f "$ROOT/manager/Dockerfile" ]; then
+    [ -f "$ROOT/manager/image-deps/node_modules/better-sqlite3/build/Release/better_sqlite3.node" ] \
+      || { log "compiling better-sqlite3 for the manager image's Node"; "$ROOT/manager/prepare-image-deps.sh" >/dev/null; }
     log "building $MANAGER_IMAGE"
     docker build -q -t "$MANAGER_IMAGE" --build-arg NODE_IMAGE="$NODE_IMAGE" -f "$ROOT/manager/Dockerfile" "$ROOT/manager" >/dev/null
   fi

@@ -6,7 +6,15 @@ export function createLogger(level: string) {
     level,
     base: { component: 'ray-agent' },
     redact: {
-      paths: ['token', 'credential', 'authorization', '*.token', '*.credential', '*.authorization', 'headers.authorization'],
+      paths: [
+        'token',
+        'credential',
+        'authorization',
+        '*.token',
+        '*.credential',
+        '*.authorization',
+        'headers.authorization',
+      ],
       censor: '[redacted]',
     },
     timestamp: pino.stdTimeFunctions.isoTime,

@@ -35,7 +35,12 @@ async function main(): Promise<void> {
   const cgroup = cgroupReader();
   const cpus = config.cpuLimit ?? cgroup.cpuLimit() ?? hostCpus();
   const memoryBytes = config.memoryLimit ?? cgroup.memoryLimit() ?? hostMemory();
-  const source = config.cpuLimit !== undefined || config.memoryLimit !== undefined ? 'env' : cgroup.memoryLimit() !== undefined || cgroup.cpuLimit() !== undefined ? 'cgroup' : 'host';
+  const source =
+    config.cpuLimit !== undefined || config.memoryLimit !== undefined
+      ? 'env'
+      : cgroup.memoryLimit() !== undefined || cgroup.cpuLimit() !== undefined
+        ? 'cgroup'
+        : 'host';
   const shmBytes = shmSize();
   const resources = rayResources({ cpus, memoryBytes, source, shmBytes });
 
@@ -70,11 +75,17 @@ async function main(): Promise<void> {
     corrupt = error;
   }
   if (!credentials && !corrupt && !config.token)
-    fatal(ExitCode.badConfig, 'AGENT_TOKEN_FILE: is not set and there is no saved registration (e.g. AGENT_TOKEN_FILE=/run/secrets/agent-token)');
+    fatal(
+      ExitCode.badConfig,
+      'AGENT_TOKEN_FILE: is not set and there is no saved registration (e.g. AGENT_TOKEN_FILE=/run/secrets/agent-token)',
+    );
 
   const statusServer = buildStatusServer(model, createMetrics(model));
   await statusServer.listen({ host: config.statusHost, port: config.statusPort });
-  log.info({ port: config.statusPort, cpus, memoryBytes, resources: { ...resources, warnings: undefined } }, 'status endpoint listening');
+  log.info(
+    { port: config.statusPort, cpus, memoryBytes, resources: { ...resources, warnings: undefined } },
+    'status endpoint listening',
+  );
 
   const versions = await localVersions(PYTHON);
   model.ray.version = versions.ray;

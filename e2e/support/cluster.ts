@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'undici';
 import { ProviderList, StatusDocument } from '@ray-agent/protocol';
+import { Agent, request } from 'undici';
 import { docker, run, waitFor } from './run.js';
 import { makePki, type TestPki, writeSecret } from './tls.js';
 
@@ -11,7 +11,13 @@ export const AGENT_IMAGE = process.env.AGENT_IMAGE ?? 'ray-agent:dev';
 export const MANAGER_IMAGE = process.env.MANAGER_IMAGE ?? 'ray-agent-manager:dev';
 
 /** Hardened run flags, as the tray app uses them. */
-export const HARDENED = ['--cap-drop=ALL', '--security-opt=no-new-privileges', '--read-only', '--tmpfs=/tmp:rw,exec,size=2g', '--init'];
+export const HARDENED = [
+  '--cap-drop=ALL',
+  '--security-opt=no-new-privileges',
+  '--read-only',
+  '--tmpfs=/tmp:rw,exec,size=2g',
+  '--init',
+];
 
 /**
  * A whole system on a private Docker network, made and removed by one test file: a Ray head with no CPUs (so
@@ -32,7 +38,9 @@ export class TestCluster {
 
   async start(): Promise<void> {
     await docker('network', 'create', this.network);
-    this.pki = await makePki([this.manager, 'localhost', '127.0.0.1'], { dir: mkdtempSync(join(tmpdir(), 'ray-agent-e2e-')) });
+    this.pki = await makePki([this.manager, 'localhost', '127.0.0.1'], {
+      dir: mkdtempSync(join(tmpdir(), 'ray-agent-e2e-')),
+    });
     writeSecret(this.pki.dir, 'enrollment-token', this.enrollmentToken);
     writeSecret(this.pki.dir, 'admin-token', this.adminToken);
     await Promise.all([this.startHead(), this.startManager()]);
@@ -41,8 +49,23 @@ export class TestCluster {
   async startHead(): Promise<void> {
     this.containers.add(this.head);
     await docker(
-      'run', '-d', '--name', this.head, '--network', this.network, '--shm-size=512m', '--entrypoint', 'ray', AGENT_IMAGE,
-      'start', '--head', '--num-cpus=0', '--port=6379', '--include-dashboard=false', '--disable-usage-stats', '--block',
+      'run',
+      '-d',
+      '--name',
+      this.head,
+      '--network',
+      this.network,
+      '--shm-size=512m',
+      '--entrypoint',
+      'ray',
+      AGENT_IMAGE,
+      'start',
+      '--head',
+      '--num-cpus=0',
+      '--port=6379',
+      '--include-dashboard=false',
+      '--disable-usage-stats',
+      '--block',
     );
   }
 
@@ -50,17 +73,47 @@ export class TestCluster {
     this.containers.add(this.manager);
     this.volumes.add(`${this.manager}-data`);
     await docker(
-      'run', '-d', '--name', this.manager, '--network', this.network, '-p', '127.0.0.1::8443',
-      '-v', `${this.pki.dir}:/certs:ro`, '-v', `${this.manager}-data:/data`, MANAGER_IMAGE,
-      'serve', '--db', '/data/manager.db', '--cert', '/certs/server.pem', '--key', '/certs/server.key', '--port', '8443',
-      '--heartbeat-interval', '2', '--enrollment-token-file', '/certs/enrollment-token', '--admin-token-file', '/certs/admin-token',
+      'run',
+      '-d',
+      '--name',
+      this.manager,
+      '--network',
+      this.network,
+      '-p',
+      '127.0.0.1::8443',
+      '-v',
+      `${this.pki.dir}:/certs:ro`,
+      '-v',
+      `${this.manager}-data:/data`,
+      MANAGER_IMAGE,
+      'serve',
+      '--db',
+      '/data/manager.db',
+      '--cert',
+      '/certs/server.pem',
+      '--key',
+      '/certs/server.key',
+      '--port',
+      '8443',
+      '--heartbeat-interval',
+      '2',
+      '--enrollment-token-file',
+      '/certs/enrollment-token',
+      '--admin-token-file',
+      '/certs/admin-token',
     );
     this.managerPort = await publishedPort(this.manager, 8443);
-    await waitFor('the manager to answer', async () => ((await this.managerGet('/healthz')).status === 200 ? true : undefined), 30_000);
+    await waitFor(
+      'the manager to answer',
+      async () => ((await this.managerGet('/healthz')).status === 200 ? true : undefined),
+      30_000,
+    );
   }
 
   /** Starts an agent container; returns its name. Extra `docker run` flags and env may be given. */
-  async startAgent(options: { name?: string; env?: Record<string, string>; flags?: string[]; volume?: string } = {}): Promise<Agent0> {
+  async startAgent(
+    options: { name?: string; env?: Record<string, string>; flags?: string[]; volume?: string } = {},
+  ): Promise<Agent0> {
     const name = options.name ?? `agent-${this.id}-${randomBytes(2).toString('hex')}`;
     const volume = options.volume ?? `${name}-state`;
     this.containers.add(name);
@@ -75,8 +128,21 @@ export class TestCluster {
       ...options.env,
     };
     await docker(
-      'run', '-d', '--name', name, '--network', this.network, '-p', '127.0.0.1::8765', '--shm-size=1g',
-      '--stop-timeout=60', ...HARDENED, '-v', `${this.pki.dir}:/certs:ro`, '-v', `${volume}:/var/lib/ray-agent`,
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--network',
+      this.network,
+      '-p',
+      '127.0.0.1::8765',
+      '--shm-size=1g',
+      '--stop-timeout=60',
+      ...HARDENED,
+      '-v',
+      `${this.pki.dir}:/certs:ro`,
+      '-v',
+      `${volume}:/var/lib/ray-agent`,
       ...Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`]),
       ...(options.flags ?? ['--cpus=2', '--memory=4g']),
       AGENT_IMAGE,
@@ -140,11 +206,19 @@ export class Agent0 {
   }
 
   /** Waits until the status satisfies the predicate; returns that status. */
-  waitForStatus(what: string, predicate: (status: StatusDocument) => boolean, timeoutMs = 120_000): Promise<StatusDocument> {
-    return waitFor(`${this.name}: ${what}`, async () => {
-      const status = await this.status();
-      return predicate(status) ? status : undefined;
-    }, timeoutMs);
+  waitForStatus(
+    what: string,
+    predicate: (status: StatusDocument) => boolean,
+    timeoutMs = 120_000,
+  ): Promise<StatusDocument> {
+    return waitFor(
+      `${this.name}: ${what}`,
+      async () => {
+        const status = await this.status();
+        return predicate(status) ? status : undefined;
+      },
+      timeoutMs,
+    );
   }
 
   logs(): Promise<string> {

@@ -19,11 +19,52 @@ export async function makePki(names: string[], options: { days?: number; dir?: s
   const csr = join(dir, 'server.csr');
   const cert = join(dir, 'server.pem');
   const ext = join(dir, 'server.ext');
-  await mustRun('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=Ray Agent test CA']);
-  await mustRun('openssl', ['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${names[0]}`]);
+  await mustRun('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    caKey,
+    '-out',
+    ca,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=Ray Agent test CA',
+  ]);
+  await mustRun('openssl', [
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    `/CN=${names[0]}`,
+  ]);
   const san = names.map((name) => (/^[\d.]+$/.test(name) ? `IP:${name}` : `DNS:${name}`)).join(',');
   writeFileSync(ext, `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n`);
-  await mustRun('openssl', ['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', String(options.days ?? 2), '-extfile', ext]);
+  await mustRun('openssl', [
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-out',
+    cert,
+    '-days',
+    String(options.days ?? 2),
+    '-extfile',
+    ext,
+  ]);
   // The manager container runs as an unprivileged user and must read its key from the bind mount.
   chmodSync(key, 0o644);
   chmodSync(dir, 0o755);

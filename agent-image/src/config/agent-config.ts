@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { isPort, parseRayHead, type GcsAddress } from './ray-head.js';
-import { parseManagerUrl, type ManagerEndpoints } from './manager-url.js';
+import { type ManagerEndpoints, parseManagerUrl } from './manager-url.js';
 import { parseCpus, parseMemory } from './quantity.js';
+import { type GcsAddress, isPort, parseRayHead } from './ray-head.js';
 
 /**
  * Everything the agent reads from its environment, validated before any network call. A bad variable becomes
@@ -85,29 +85,34 @@ export function loadConfig(env: Env): AgentConfig {
   const rayHead = read('RAY_HEAD');
   if (rayHead === undefined) throw new ConfigError('RAY_HEAD', 'is not set', 'RAY_HEAD=ray://head.example.net:10001');
   const gcs = parseRayHead(rayHead, gcsPort);
-  if (typeof gcs === 'string') throw new ConfigError('RAY_HEAD', `"${rayHead}" ${gcs}`, 'RAY_HEAD=ray://head.example.net:10001');
+  if (typeof gcs === 'string')
+    throw new ConfigError('RAY_HEAD', `"${rayHead}" ${gcs}`, 'RAY_HEAD=ray://head.example.net:10001');
 
   const managerText = read('MANAGER_URL');
   const managerExample = 'MANAGER_URL=https://manager.example.net/api/register';
   if (managerText === undefined) throw new ConfigError('MANAGER_URL', 'is not set', managerExample);
   const manager = parseManagerUrl(managerText, flag('MANAGER_ALLOW_HTTP'));
-  if (typeof manager === 'string') throw new ConfigError('MANAGER_URL', `"${redactUrl(managerText)}" ${manager}`, managerExample);
+  if (typeof manager === 'string')
+    throw new ConfigError('MANAGER_URL', `"${redactUrl(managerText)}" ${manager}`, managerExample);
 
   const managerCaFile = read('MANAGER_CA_FILE');
-  if (managerCaFile !== undefined) readable('MANAGER_CA_FILE', managerCaFile, 'MANAGER_CA_FILE=/run/secrets/manager-ca.pem');
+  if (managerCaFile !== undefined)
+    readable('MANAGER_CA_FILE', managerCaFile, 'MANAGER_CA_FILE=/run/secrets/manager-ca.pem');
 
   const cpuText = read('CPU_LIMIT');
   let cpuLimit: number | undefined;
   if (cpuText !== undefined) {
     const cpus = parseCpus(cpuText);
-    if (typeof cpus === 'string') throw new ConfigError('CPU_LIMIT', `"${cpuText}" ${cpus}`, 'CPU_LIMIT=2 or CPU_LIMIT=1.5');
+    if (typeof cpus === 'string')
+      throw new ConfigError('CPU_LIMIT', `"${cpuText}" ${cpus}`, 'CPU_LIMIT=2 or CPU_LIMIT=1.5');
     cpuLimit = cpus;
   }
   const memoryText = read('MEMORY_LIMIT');
   let memoryLimit: number | undefined;
   if (memoryText !== undefined) {
     const bytes = parseMemory(memoryText);
-    if (typeof bytes === 'string') throw new ConfigError('MEMORY_LIMIT', `"${memoryText}" ${bytes}`, 'MEMORY_LIMIT=4g or MEMORY_LIMIT=512m');
+    if (typeof bytes === 'string')
+      throw new ConfigError('MEMORY_LIMIT', `"${memoryText}" ${bytes}`, 'MEMORY_LIMIT=4g or MEMORY_LIMIT=512m');
     if (bytes < 512 * 1024 ** 2)
       throw new ConfigError('MEMORY_LIMIT', `"${memoryText}" is below the 512m a Ray node needs`, 'MEMORY_LIMIT=2g');
     memoryLimit = bytes;
@@ -119,7 +124,11 @@ export function loadConfig(env: Env): AgentConfig {
 
   const providerName = read('PROVIDER_NAME');
   if (providerName !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(providerName))
-    throw new ConfigError('PROVIDER_NAME', `"${providerName}" must be 1-63 letters, digits, dots, dashes`, 'PROVIDER_NAME=alices-desktop');
+    throw new ConfigError(
+      'PROVIDER_NAME',
+      `"${providerName}" must be 1-63 letters, digits, dots, dashes`,
+      'PROVIDER_NAME=alices-desktop',
+    );
 
   const logLevel = (read('LOG_LEVEL') ?? 'info').toLowerCase();
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel))
@@ -140,7 +149,11 @@ export function loadConfig(env: Env): AgentConfig {
     runtimeEnvAgent: port('RAY_RUNTIME_ENV_AGENT_PORT', 8079),
   };
   if (ports.maxWorker - ports.minWorker < 8)
-    throw new ConfigError('RAY_MAX_WORKER_PORT', `must be at least 8 above RAY_MIN_WORKER_PORT (${ports.minWorker})`, `RAY_MAX_WORKER_PORT=${ports.minWorker + 99}`);
+    throw new ConfigError(
+      'RAY_MAX_WORKER_PORT',
+      `must be at least 8 above RAY_MIN_WORKER_PORT (${ports.minWorker})`,
+      `RAY_MAX_WORKER_PORT=${ports.minWorker + 99}`,
+    );
 
   const config: AgentConfig = {
     gcs,
@@ -167,7 +180,11 @@ export function loadConfig(env: Env): AgentConfig {
 
 function readToken(inline: string | undefined, file: string | undefined): string | undefined {
   if (inline !== undefined && file !== undefined)
-    throw new ConfigError('AGENT_TOKEN', 'and AGENT_TOKEN_FILE are both set; keep only the file', 'AGENT_TOKEN_FILE=/run/secrets/agent-token');
+    throw new ConfigError(
+      'AGENT_TOKEN',
+      'and AGENT_TOKEN_FILE are both set; keep only the file',
+      'AGENT_TOKEN_FILE=/run/secrets/agent-token',
+    );
   if (file !== undefined) {
     const text = readable('AGENT_TOKEN_FILE', file, 'AGENT_TOKEN_FILE=/run/secrets/agent-token');
     return checkToken('AGENT_TOKEN_FILE', text.trim());
@@ -178,7 +195,12 @@ function readToken(inline: string | undefined, file: string | undefined): string
 function checkToken(variable: string, token: string): string {
   const parsed = TOKEN.safeParse(token);
   // The token itself is never echoed: only what is wrong with it.
-  if (!parsed.success) throw new ConfigError(variable, `the token ${parsed.error.issues[0]?.message}`, 'the token the manager printed, 43 characters');
+  if (!parsed.success)
+    throw new ConfigError(
+      variable,
+      `the token ${parsed.error.issues[0]?.message}`,
+      'the token the manager printed, 43 characters',
+    );
   return parsed.data;
 }
 
@@ -187,7 +209,12 @@ function readable(variable: string, path: string, example: string): string {
     return readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable by this user' : `cannot be read (${code})`;
+    const why =
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EACCES'
+          ? 'is not readable by this user'
+          : `cannot be read (${code})`;
     throw new ConfigError(variable, `file "${path}" ${why}`, example);
   }
 }

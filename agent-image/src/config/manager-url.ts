@@ -21,7 +21,8 @@ export function parseManagerUrl(text: string, allowLoopbackHttp: boolean): Manag
   if (url.username || url.password) return 'must not contain a user name or password; use AGENT_TOKEN_FILE';
   if (url.search || url.hash) return 'must not have a query or fragment';
   if (url.protocol === 'http:') {
-    if (!allowLoopbackHttp) return 'must use https:// (plain http only for a loopback manager with MANAGER_ALLOW_HTTP=1)';
+    if (!allowLoopbackHttp)
+      return 'must use https:// (plain http only for a loopback manager with MANAGER_ALLOW_HTTP=1)';
     if (!LOOPBACK.has(url.hostname)) return 'may use http:// only for a loopback host (localhost, 127.0.0.1)';
   } else if (url.protocol !== 'https:') {
     return 'must use https://';

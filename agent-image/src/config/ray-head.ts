@@ -20,6 +20,7 @@ export function parseRayHead(text: string, gcsPort: number): GcsAddress | string
     if (client[2] !== undefined && !isPort(Number(client[2]))) return `has an invalid port "${client[2]}"`;
     return { host, port: gcsPort };
   }
+  if (trimmed.startsWith('ray://')) return 'must be ray://HOST or ray://HOST:PORT';
   if (trimmed.includes('://')) return 'must start with ray:// or be a plain HOST:PORT';
   const plain = /^([^/:]+|\[[^\]]+\]):(\d+)$/.exec(trimmed);
   if (!plain) return 'must be ray://HOST:10001 or HOST:PORT';

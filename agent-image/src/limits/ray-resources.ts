@@ -49,6 +49,7 @@ export function rayResources(limits: LimitInputs): RayResources {
   }
   const memory = Math.max(64 * MiB, limits.memoryBytes - reserve - objectStore);
   const numCpus = Math.max(1, Math.floor(limits.cpus + 1e-9));
-  if (limits.cpus < 1) warnings.push(`the CPU limit ${limits.cpus} is below one CPU; Ray still schedules one task at a time, slowly`);
+  if (limits.cpus < 1)
+    warnings.push(`the CPU limit ${limits.cpus} is below one CPU; Ray still schedules one task at a time, slowly`);
   return { numCpus, memoryBytes: memory, objectStoreBytes: objectStore, warnings };
 }

@@ -30,9 +30,17 @@ export async function runHeartbeats(
     beat.lastAttemptAt = new Date();
     try {
       const sentAt = new Date();
-      const { body: answer, date } = await client.heartbeat({ ...body(), providerId, sentAt: sentAt.toISOString() }, secret, signal);
+      const { body: answer, date } = await client.heartbeat(
+        { ...body(), providerId, sentAt: sentAt.toISOString() },
+        secret,
+        signal,
+      );
       const serverTime = Date.parse(answer.serverTime);
-      beat.serverClockSkewSeconds = Number.isNaN(serverTime) ? (date ? (date.getTime() - sentAt.getTime()) / 1000 : null) : Math.round((serverTime - sentAt.getTime()) / 100) / 10;
+      beat.serverClockSkewSeconds = Number.isNaN(serverTime)
+        ? date
+          ? (date.getTime() - sentAt.getTime()) / 1000
+          : null
+        : Math.round((serverTime - sentAt.getTime()) / 100) / 10;
       if (beat.consecutiveFailures > 0) log.info({ failures: beat.consecutiveFailures }, 'heartbeats recovered');
       beat.state = 'healthy';
       beat.lastSuccessAt = new Date();

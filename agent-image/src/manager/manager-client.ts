@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
-import { Agent, request } from 'undici';
-import type { z } from 'zod';
 import {
   ErrorBody,
   type HeartbeatRequest,
@@ -9,6 +7,8 @@ import {
   type RegisterRequest,
   RegisterResponse,
 } from '@ray-agent/protocol';
+import { Agent, request } from 'undici';
+import type { z } from 'zod';
 import type { ManagerEndpoints } from '../config/manager-url.js';
 
 export type FailureKind = 'network' | 'timeout' | 'tls' | 'http' | 'invalid_response';
@@ -107,7 +107,8 @@ export class ManagerClient {
     }
     const text = await readLimited(response.body);
     const date = parseDate(response.headers.date);
-    if (text === undefined) throw new ManagerError('invalid_response', `the manager sent more than ${MAX_BODY} bytes`, response.statusCode);
+    if (text === undefined)
+      throw new ManagerError('invalid_response', `the manager sent more than ${MAX_BODY} bytes`, response.statusCode);
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -117,15 +118,26 @@ export class ManagerClient {
     if (response.statusCode >= 200 && response.statusCode < 300) {
       const parsed = schema.safeParse(json);
       if (!parsed.success)
-        throw new ManagerError('invalid_response', `the manager answered ${response.statusCode} with an unexpected body: ${excerpt(text)}`, response.statusCode);
+        throw new ManagerError(
+          'invalid_response',
+          `the manager answered ${response.statusCode} with an unexpected body: ${excerpt(text)}`,
+          response.statusCode,
+        );
       return { body: parsed.data, date };
     }
     const error = ErrorBody.safeParse(json);
     const retryAfterMs = parseRetryAfter(response.headers['retry-after']);
     if (!error.success) {
       // A proxy's HTML page is not the manager speaking: treat it as retryable, whatever its status.
-      const kind = response.statusCode >= 400 && response.statusCode < 500 && json !== undefined ? 'http' : 'invalid_response';
-      throw new ManagerError(kind, `the manager answered ${response.statusCode}: ${excerpt(text)}`, response.statusCode, undefined, retryAfterMs);
+      const kind =
+        response.statusCode >= 400 && response.statusCode < 500 && json !== undefined ? 'http' : 'invalid_response';
+      throw new ManagerError(
+        kind,
+        `the manager answered ${response.statusCode}: ${excerpt(text)}`,
+        response.statusCode,
+        undefined,
+        retryAfterMs,
+      );
     }
     throw new ManagerError('http', error.data.error.message, response.statusCode, error.data.error.code, retryAfterMs);
   }
@@ -134,10 +146,25 @@ export class ManagerClient {
 function classify(error: unknown, timedOut: boolean): ManagerError {
   const code = causeCode(error);
   if (code && TLS_CODES.has(code))
-    return new ManagerError('tls', `the manager's TLS certificate was refused (${code}); set MANAGER_CA_FILE if it uses a private CA`, undefined, code);
-  if (timedOut || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
+    return new ManagerError(
+      'tls',
+      `the manager's TLS certificate was refused (${code}); set MANAGER_CA_FILE if it uses a private CA`,
+      undefined,
+      code,
+    );
+  if (
+    timedOut ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT'
+  )
     return new ManagerError('timeout', 'the manager did not answer in time', undefined, code ?? 'TIMEOUT');
-  const detail = code === 'ENOTFOUND' || code === 'EAI_AGAIN' ? "the manager's host name was not found" : code === 'ECONNREFUSED' ? 'the manager refused the connection' : `the manager could not be reached (${code ?? (error as Error).message})`;
+  const detail =
+    code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+      ? "the manager's host name was not found"
+      : code === 'ECONNREFUSED'
+        ? 'the manager refused the connection'
+        : `the manager could not be reached (${code ?? (error as Error).message})`;
   return new ManagerError('network', detail, undefined, code);
 }
 

@@ -40,10 +40,13 @@ export async function register(
       if (signal.aborted) return undefined;
       if (!(error instanceof ManagerError)) throw error;
       if (error.kind === 'http' && (error.status === 401 || error.status === 403))
-        throw new EnrollmentRejectedError(`the manager rejected the enrollment token (${error.status}): ${error.message}; get a new token from the cluster's operator`);
+        throw new EnrollmentRejectedError(
+          `the manager rejected the enrollment token (${error.status}): ${error.message}; get a new token from the cluster's operator`,
+        );
       if (!error.retryable) throw error;
       const wait = Math.min(300_000, Math.max(backoff.next(), error.retryAfterMs ?? 0));
-      if (backoff.attempts === 1) log.warn({ err: error.message, status: error.status }, 'registration failed; retrying');
+      if (backoff.attempts === 1)
+        log.warn({ err: error.message, status: error.status }, 'registration failed; retrying');
       onRetry(error, wait);
       await sleep(wait, signal);
     }

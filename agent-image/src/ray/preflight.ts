@@ -31,7 +31,9 @@ export async function preflightCluster(python: string, gcs: GcsAddress, timeoutS
       { timeout: (timeoutSeconds + 20) * 1000, env: { ...process.env, RAY_USAGE_STATS_ENABLED: '0' } },
       (error, stdout, stderr) => (error ? reject(new Error(lastLine(stderr) || error.message)) : resolve(stdout)),
     );
-  }).catch((error: Error) => JSON.stringify({ status: 'unreachable', detail: error.message, rayVersion: null, pythonVersion: '' }));
+  }).catch((error: Error) =>
+    JSON.stringify({ status: 'unreachable', detail: error.message, rayVersion: null, pythonVersion: '' }),
+  );
   const info = ClusterInfo.parse(JSON.parse(lastLine(output)));
   if (info.status === 'unreachable') return { kind: 'unreachable', detail: info.detail ?? 'unreachable' };
   const mismatch = versionMismatch(info);
@@ -39,7 +41,9 @@ export async function preflightCluster(python: string, gcs: GcsAddress, timeoutS
 }
 
 /** Ray must match exactly; Python by major.minor (the node runs with RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL=minor). */
-export function versionMismatch(info: Pick<ClusterInfo, 'rayVersion' | 'pythonVersion' | 'clusterRayVersion' | 'clusterPythonVersion'>): string | undefined {
+export function versionMismatch(
+  info: Pick<ClusterInfo, 'rayVersion' | 'pythonVersion' | 'clusterRayVersion' | 'clusterPythonVersion'>,
+): string | undefined {
   if (info.clusterRayVersion && info.rayVersion !== info.clusterRayVersion)
     return `the cluster runs Ray ${info.clusterRayVersion} but this agent has Ray ${info.rayVersion}; use the agent image built for Ray ${info.clusterRayVersion}`;
   const minor = (version: string | null | undefined) => version?.split('.').slice(0, 2).join('.');

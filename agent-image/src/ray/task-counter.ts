@@ -10,12 +10,14 @@ import { readdirSync, readFileSync } from 'node:fs';
  * actor call (a dotted title) is remembered as an actor, so its bare title later counts as idle.
  */
 const NOT_TASKS = new Set(['IDLE', 'DashboardAgent', 'RuntimeEnvAgent', 'JobSupervisor', 'ServeController']);
+/** Ray's object-spilling IO workers: `ray::IDLE_SpillWorker`, `ray::SPILL_SpillWorker`, `ray::RESTORE_RestoreWorker`. */
+const IO_WORKER = /^(IDLE|SPILL|RESTORE|DELETE)_(SpillWorker|RestoreWorker)$/;
 
 export function workerTitle(cmdline: string): string | undefined {
   const argv0 = cmdline.split('\0')[0] ?? '';
   if (!argv0.startsWith('ray::')) return undefined;
   const name = argv0.slice('ray::'.length).trim().split(/\s/)[0] ?? '';
-  return name === '' || NOT_TASKS.has(name) ? undefined : name;
+  return name === '' || NOT_TASKS.has(name) || IO_WORKER.test(name) ? undefined : name;
 }
 
 export interface TaskCount {

@@ -1,8 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { z } from 'zod';
 import { ProviderId } from '@ray-agent/protocol';
+import { z } from 'zod';
 import { writeFileAtomic } from './atomic-file.js';
 
 /** What the agent keeps on its state volume: a stable install ID and, once registered, its credentials. */
@@ -39,7 +49,10 @@ export class StateStore {
   preflight(): void {
     try {
       if (!existsSync(this.dir)) mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-      if (!statSync(this.dir).isDirectory()) throw new StateDirError(`${this.dir} is not a directory`);
+      if (!statSync(this.dir).isDirectory())
+        throw new StateDirError(
+          `${this.dir} is not a directory; mount a writable volume there, e.g. -v ray-agent-state:${this.dir}`,
+        );
       accessSync(this.dir, constants.W_OK | constants.R_OK);
       const probe = join(this.dir, `.write-probe-${process.pid}`);
       writeFileAtomic(probe, 'ok');

@@ -1,5 +1,5 @@
-import { Gauge, Registry } from 'prom-client';
 import { AgentState } from '@ray-agent/protocol';
+import { Gauge, Registry } from 'prom-client';
 import type { StatusModel } from './status-model.js';
 
 /** Prometheus view of the same status snapshot, computed at scrape time. */
@@ -15,23 +15,34 @@ export function createMetrics(model: StatusModel): Registry {
         read(this);
       },
     });
-  gauge('ray_agent_state', 'Agent state: 1 for the current state, 0 otherwise.', (g) => {
-    const state = model.current;
-    for (const option of AgentState.options) g.set({ state: option }, option === state ? 1 : 0);
-  }, ['state']);
-  gauge('ray_agent_running_tasks', 'Ray tasks and actor calls executing on this node.', (g) => g.set(model.runningTasks));
+  gauge(
+    'ray_agent_state',
+    'Agent state: 1 for the current state, 0 otherwise.',
+    (g) => {
+      const state = model.current;
+      for (const option of AgentState.options) g.set({ state: option }, option === state ? 1 : 0);
+    },
+    ['state'],
+  );
+  gauge('ray_agent_running_tasks', 'Ray tasks and actor calls executing on this node.', (g) =>
+    g.set(model.runningTasks),
+  );
   gauge('ray_agent_ray_node_restarts_total', 'Times the Ray node was restarted after it stopped unexpectedly.', (g) =>
     g.set(model.ray.restarts),
   );
   gauge('ray_agent_heartbeat_consecutive_failures', 'Heartbeats failed in a row.', (g) =>
     g.set(model.heartbeat.consecutiveFailures),
   );
-  gauge('ray_agent_heartbeat_last_success_timestamp_seconds', 'Unix time of the last accepted heartbeat (0 = never).', (g) =>
-    g.set((model.heartbeat.lastSuccessAt?.getTime() ?? 0) / 1000),
+  gauge(
+    'ray_agent_heartbeat_last_success_timestamp_seconds',
+    'Unix time of the last accepted heartbeat (0 = never).',
+    (g) => g.set((model.heartbeat.lastSuccessAt?.getTime() ?? 0) / 1000),
   );
   gauge('ray_agent_cpu_limit_cores', 'CPU limit the node runs under.', (g) => g.set(model.limits.cpus));
   gauge('ray_agent_memory_limit_bytes', 'Memory limit the node runs under.', (g) => g.set(model.limits.memoryBytes));
-  gauge('ray_agent_cpu_usage_percent', 'Container CPU use as a percentage of the CPU limit.', (g) => g.set(model.usage.cpuPercent));
+  gauge('ray_agent_cpu_usage_percent', 'Container CPU use as a percentage of the CPU limit.', (g) =>
+    g.set(model.usage.cpuPercent),
+  );
   gauge('ray_agent_memory_usage_bytes', 'Container memory in use.', (g) => g.set(model.usage.memoryBytes));
   gauge('ray_agent_registered', '1 when registered with the manager.', (g) =>
     g.set(model.registration.state === 'registered' ? 1 : 0),

@@ -1,10 +1,4 @@
-import type {
-  AgentState,
-  HeartbeatHealth,
-  RayNodeState,
-  RegistrationState,
-  StatusDocument,
-} from '@ray-agent/protocol';
+import type { AgentState, HeartbeatHealth, RayNodeState, RegistrationState, StatusDocument } from '@ray-agent/protocol';
 
 type Limits = StatusDocument['limits'];
 

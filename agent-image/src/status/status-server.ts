@@ -27,7 +27,10 @@ export function buildStatusServer(model: StatusModel, metrics: Registry): Fastif
   const app = Fastify({
     logger: false,
     serverFactory: (handler) =>
-      createServer({ maxHeaderSize: 8 * 1024, requestTimeout: 5_000, headersTimeout: 5_000, keepAliveTimeout: 5_000 }, handler),
+      createServer(
+        { maxHeaderSize: 8 * 1024, requestTimeout: 5_000, headersTimeout: 5_000, keepAliveTimeout: 5_000 },
+        handler,
+      ),
     bodyLimit: 1024,
     return503OnClosing: true,
   });
@@ -39,7 +42,11 @@ export function buildStatusServer(model: StatusModel, metrics: Registry): Fastif
     }
     const fetchSite = request.headers['sec-fetch-site'];
     if (!hostIsLoopback(request.headers.host)) return reply.code(403).send({ error: 'host not allowed' });
-    if (request.headers.origin !== undefined || request.headers.referer !== undefined || (fetchSite !== undefined && fetchSite !== 'none')) {
+    if (
+      request.headers.origin !== undefined ||
+      request.headers.referer !== undefined ||
+      (fetchSite !== undefined && fetchSite !== 'none')
+    ) {
       return reply.code(403).send({ error: 'browser requests are not allowed' });
     }
   });

@@ -1,6 +1,6 @@
 import os from 'node:os';
-import type { FastifyInstance } from 'fastify';
 import type { HeartbeatRequest } from '@ray-agent/protocol';
+import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '../config/agent-config.js';
 import { formatGcsAddress } from '../config/ray-head.js';
 import { cgroupReader } from '../limits/cgroup.js';
@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { runHeartbeats } from '../manager/heartbeat-loop.js';
 import { ManagerClient } from '../manager/manager-client.js';
 import { register } from '../manager/registration.js';
+import { probeGcs } from '../ray/gcs-probe.js';
 import { RayLogWatcher } from '../ray/log-watcher.js';
 import { preflightCluster } from '../ray/preflight.js';
 import { TaskCounter } from '../ray/task-counter.js';
@@ -35,6 +36,7 @@ export interface SupervisorDeps {
 }
 
 const SAMPLE_MS = 2_000;
+const PROBE_EVERY_SAMPLES = 3;
 const MISMATCH_RECHECK_MS = 300_000;
 
 /**
@@ -109,7 +111,10 @@ export class AgentSupervisor {
     if (!config.token) {
       model.setState('error');
       model.registration.state = 'needs_reregistration';
-      model.fail('no_token', 'not registered and no enrollment token: set AGENT_TOKEN_FILE to a token from the manager');
+      model.fail(
+        'no_token',
+        'not registered and no enrollment token: set AGENT_TOKEN_FILE to a token from the manager',
+      );
       log.error('not registered and no enrollment token is configured (AGENT_TOKEN_FILE)');
       return false;
     }
@@ -123,7 +128,11 @@ export class AgentSupervisor {
         config.manager.base,
         log,
         this.stopping.signal,
-        (error, waitMs) => model.fail('manager_unreachable', `registration failed, retrying in ${Math.round(waitMs / 1000)} s: ${error.message}`),
+        (error, waitMs) =>
+          model.fail(
+            'manager_unreachable',
+            `registration failed, retrying in ${Math.round(waitMs / 1000)} s: ${error.message}`,
+          ),
       );
       if (!credentials) return false;
       model.clearError('manager_unreachable');
@@ -133,7 +142,10 @@ export class AgentSupervisor {
       const message = (error as Error).message;
       model.registration.state = 'rejected';
       model.setState('error');
-      model.fail((error as Error).name === 'EnrollmentRejectedError' ? 'enrollment_rejected' : 'registration_failed', message);
+      model.fail(
+        (error as Error).name === 'EnrollmentRejectedError' ? 'enrollment_rejected' : 'registration_failed',
+        message,
+      );
       log.error({ err: message }, 'registration failed');
       // Stay up a moment so the tray can read why, then exit with a code a restart policy can tell apart.
       setTimeout(() => void this.deps.statusServer.close().then(() => this.deps.exit(3)), 2_000).unref();
@@ -177,7 +189,10 @@ export class AgentSupervisor {
       if (outcome === 'revoked') {
         log.error('the manager rejected this provider credential: leaving the cluster');
         model.registration.state = 'needs_reregistration';
-        model.fail('credential_rejected', 'the manager no longer accepts this provider; re-register it (remove the state volume and start with a new enrollment token)');
+        model.fail(
+          'credential_rejected',
+          'the manager no longer accepts this provider; re-register it (remove the state volume and start with a new enrollment token)',
+        );
         await this.leaveCluster();
         return;
       }
@@ -242,8 +257,12 @@ export class AgentSupervisor {
       if (signal.aborted) break;
       if (preflight.kind === 'unreachable') {
         const wait = backoff.next();
-        model.fail('head_unreachable', `the Ray head at ${formatGcsAddress(config.gcs)} is not reachable (${preflight.detail}); retrying in ${Math.round(wait / 1000)} s`);
-        if (backoff.attempts === 1 || backoff.attempts % 10 === 0) log.warn({ detail: preflight.detail, attempts: backoff.attempts }, 'Ray head not reachable');
+        model.fail(
+          'head_unreachable',
+          `the Ray head at ${formatGcsAddress(config.gcs)} is not reachable (${preflight.detail}); retrying in ${Math.round(wait / 1000)} s`,
+        );
+        if (backoff.attempts === 1 || backoff.attempts % 10 === 0)
+          log.warn({ detail: preflight.detail, attempts: backoff.attempts }, 'Ray head not reachable');
         await sleep(wait, signal);
         continue;
       }
@@ -266,12 +285,18 @@ export class AgentSupervisor {
       if (exit.joined) backoff.reset();
       model.ray.restarts += 1;
       model.ray.joinedAt = null;
-      const reason = exit.lastLines.filter((line) => /error|fail|exit|refus|mismatch/i.test(line)).slice(-3).join(' | ');
+      const reason = exit.lastLines
+        .filter((line) => /error|fail|exit|refus|mismatch/i.test(line))
+        .slice(-3)
+        .join(' | ');
       const message = `the Ray node stopped unexpectedly (exit ${exit.code ?? exit.signal})${reason ? `: ${reason}` : ''}`;
       model.rayError(message);
       model.fail('ray_node_exited', message);
       model.setState('reconnecting');
-      log.warn({ code: exit.code, signal: exit.signal, lastLines: exit.lastLines.slice(-10) }, 'Ray node exited; rejoining');
+      log.warn(
+        { code: exit.code, signal: exit.signal, lastLines: exit.lastLines.slice(-10) },
+        'Ray node exited; rejoining',
+      );
       await rayStopForce(this.deps.rayBin);
       await sleep(backoff.next(), signal);
     }
@@ -307,15 +332,36 @@ export class AgentSupervisor {
     });
   }
 
+  /** While joined, a head that stops answering turns the state to reconnecting until it answers again. */
+  private async checkHead(): Promise<void> {
+    const { model, config } = this.deps;
+    const reachable = await probeGcs(config.gcs);
+    if (model.ray.state !== 'joined') return;
+    if (!reachable && model.current === 'contributing') {
+      model.setState('reconnecting');
+      model.fail(
+        'head_unreachable',
+        `the Ray head at ${formatGcsAddress(config.gcs)} stopped answering; waiting for it to come back`,
+      );
+      this.deps.log.warn('Ray head stopped answering');
+    } else if (reachable && model.current === 'reconnecting') {
+      model.setState('contributing');
+      model.clearError('head_unreachable');
+    }
+  }
+
   private startSampling(): void {
     const { model } = this.deps;
     const usage = new UsageSampler(cgroupReader(), model.limits.cpus);
     const logs = new RayLogWatcher('/tmp/ray/session_latest/logs', (line) => model.rayError(line));
     const tasks = new TaskCounter();
+    let ticks = 0;
     const tick = () => {
       model.runningTasks = model.ray.state === 'joined' || model.ray.state === 'stopping' ? tasks.count().running : 0;
       model.usage = usage.sample();
       logs.poll();
+      ticks += 1;
+      if (ticks % PROBE_EVERY_SAMPLES === 0 && model.ray.state === 'joined') void this.checkHead();
     };
     tick();
     this.sampler = setInterval(tick, SAMPLE_MS);

@@ -157,6 +157,11 @@ export class RayNode extends EventEmitter<RayNodeEvents> {
 /** Sweeps every Ray process left in this container (safe: the container holds only this node). */
 export function rayStopForce(rayBin: string): Promise<void> {
   return new Promise((resolve) => {
-    execFile(rayBin, ['stop', '--force'], { timeout: 30_000, env: { ...process.env, RAY_USAGE_STATS_ENABLED: '0' } }, () => resolve());
+    execFile(
+      rayBin,
+      ['stop', '--force'],
+      { timeout: 30_000, env: { ...process.env, RAY_USAGE_STATS_ENABLED: '0' } },
+      () => resolve(),
+    );
   });
 }

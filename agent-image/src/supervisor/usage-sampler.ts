@@ -15,9 +15,13 @@ export class UsageSampler {
     let cpuPercent = 0;
     if (cpuNanos !== undefined && this.last) {
       const wall = Number(at - this.last.at);
-      if (wall > 0) cpuPercent = Math.min(100, Math.max(0, ((cpuNanos - this.last.cpuNanos) / (wall * this.cpuLimit)) * 100));
+      if (wall > 0)
+        cpuPercent = Math.min(100, Math.max(0, ((cpuNanos - this.last.cpuNanos) / (wall * this.cpuLimit)) * 100));
     }
     if (cpuNanos !== undefined) this.last = { cpuNanos, at };
-    return { cpuPercent: Math.round(cpuPercent * 10) / 10, memoryBytes: this.cgroup.memoryUsage() ?? process.memoryUsage().rss };
+    return {
+      cpuPercent: Math.round(cpuPercent * 10) / 10,
+      memoryBytes: this.cgroup.memoryUsage() ?? process.memoryUsage().rss,
+    };
   }
 }

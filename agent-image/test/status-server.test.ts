@@ -1,0 +1,244 @@
+import { type IncomingHttpHeaders, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { StatusDocument } from '@ray-agent/protocol';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/agent-config.js';
+import { formatGcsAddress } from '../src/config/ray-head.js';
+import { rayResources } from '../src/limits/ray-resources.js';
+import { createMetrics } from '../src/status/metrics.js';
+import { StatusModel } from '../src/status/status-model.js';
+import { buildStatusServer } from '../src/status/status-server.js';
+
+const SECRET_TOKEN = 'PLANTED-enrollment-secret-5f0c1d2e3a4b';
+
+interface Answer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+let app: FastifyInstance;
+let model: StatusModel;
+let port: number;
+/** Every answer of this file, so the no-CORS rule is checked on all of them. */
+const answers: Answer[] = [];
+
+function call(
+  path: string,
+  options: { method?: string; headers?: Record<string, string> } = {},
+): Promise<Answer | { error: NodeJS.ErrnoException }> {
+  return new Promise((resolve) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: options.method ?? 'GET',
+        headers: { host: `127.0.0.1:${port}`, ...options.headers },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          const answer = {
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString('utf8'),
+          };
+          answers.push(answer);
+          resolve(answer);
+        });
+        res.on('error', (error) => resolve({ error }));
+      },
+    );
+    req.on('error', (error) => resolve({ error }));
+    req.end();
+  });
+}
+
+/** `call` for requests that must get an HTTP answer. */
+async function get(path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Answer> {
+  const answer = await call(path, options);
+  if ('error' in answer) throw answer.error;
+  return answer;
+}
+
+beforeAll(async () => {
+  // The model is built as main.ts builds it, from a config that carries a planted token.
+  const config = loadConfig({
+    RAY_HEAD: 'ray://head.example.net:10001',
+    MANAGER_URL: 'https://m.test/api/register',
+    AGENT_TOKEN: SECRET_TOKEN,
+    CPU_LIMIT: '2',
+    MEMORY_LIMIT: '4g',
+  });
+  const memoryBytes = config.memoryLimit ?? 0;
+  const resources = rayResources({ cpus: 2, memoryBytes, source: 'env', shmBytes: 64 * 1024 ** 2 });
+  model = new StatusModel('1.2.3-test', formatGcsAddress(config.gcs), config.manager.base, {
+    cpus: config.cpuLimit ?? 1,
+    memoryBytes,
+    objectStoreBytes: resources.objectStoreBytes,
+    shmBytes: 64 * 1024 ** 2,
+    source: 'env',
+  });
+  for (const warning of resources.warnings) model.warn(warning);
+  model.registration = {
+    state: 'registered',
+    providerId: 'alices-desktop-7f3a',
+    registeredAt: new Date().toISOString(),
+  };
+  model.ray.state = 'joined';
+  model.ray.joinedAt = new Date();
+  model.rayError('[2026-05-01 10:00:00,123 E 1 2] (raylet) x.cc:1: something');
+  model.runningTasks = 3;
+  app = buildStatusServer(model, createMetrics(model));
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  port = (app.server.address() as AddressInfo).port;
+});
+
+afterAll(async () => {
+  await app.close();
+});
+
+beforeEach(() => {
+  model.setState('starting');
+});
+
+describe('status endpoint', () => {
+  it('serves /status as a StatusDocument', async () => {
+    const answer = await get('/status');
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toMatch(/^application\/json/);
+    const parsed = StatusDocument.safeParse(JSON.parse(answer.body));
+    expect(parsed.error?.issues ?? []).toEqual([]);
+    expect(parsed.data?.state).toBe('starting');
+    expect(parsed.data?.tasks.running).toBe(3);
+    expect(parsed.data?.ray.gcsAddress).toBe('head.example.net:6379');
+    expect(parsed.data?.registration.providerId).toBe('alices-desktop-7f3a');
+    expect(parsed.data?.warnings.some((w) => w.includes('--shm-size='))).toBe(true);
+  });
+
+  it.each(['localhost', `localhost:8765`, '127.0.0.1', 'LOCALHOST:1', '[::1]:8765'])(
+    'accepts Host %s',
+    async (host) => {
+      expect((await get('/healthz', { headers: { host } })).status).toBe(200);
+    },
+  );
+
+  it.each([
+    'evil.example',
+    'evil.example:8765',
+    '127.0.0.1.evil.example',
+    'localhost.evil.example',
+    '10.0.0.5:8765',
+    '0.0.0.0:8765',
+  ])('refuses Host %s (DNS rebinding)', async (host) => {
+    const answer = await get('/status', { headers: { host } });
+    expect(answer.status).toBe(403);
+    expect(answer.body).not.toContain('gcsAddress');
+  });
+
+  it.each<[string, Record<string, string>]>([
+    ['Origin', { origin: 'http://127.0.0.1:8765' }],
+    ['Origin: null', { origin: 'null' }],
+    ['Origin of another site', { origin: 'https://evil.example' }],
+    ['Referer', { referer: 'http://127.0.0.1:8765/' }],
+    ['Sec-Fetch-Site: cross-site', { 'sec-fetch-site': 'cross-site' }],
+    ['Sec-Fetch-Site: same-site', { 'sec-fetch-site': 'same-site' }],
+    ['Sec-Fetch-Site: same-origin', { 'sec-fetch-site': 'same-origin' }],
+  ])('refuses a browser request carrying %s', async (_name, headers) => {
+    for (const path of ['/status', '/metrics', '/healthz']) {
+      const answer = await get(path, { headers });
+      expect(answer.status).toBe(403);
+      expect(answer.body).toMatch(/browser requests are not allowed/);
+    }
+  });
+
+  it('accepts Sec-Fetch-Site: none (a person typing the URL)', async () => {
+    expect((await get('/status', { headers: { 'sec-fetch-site': 'none' } })).status).toBe(200);
+  });
+
+  it.each(['POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])('answers %s with 405', async (method) => {
+    for (const path of ['/status', '/metrics', '/nowhere']) {
+      const answer = await get(path, {
+        method,
+        headers: { origin: 'https://evil.example', 'access-control-request-method': 'GET' },
+      });
+      expect(answer.status).toBe(405);
+      expect(answer.headers.allow).toBe('GET, HEAD');
+    }
+  });
+
+  it('answers HEAD like GET, without a body', async () => {
+    const answer = await get('/status', { method: 'HEAD' });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toBe('');
+  });
+
+  it('sends the security headers on every answer', async () => {
+    const cases = [
+      await get('/status'),
+      await get('/metrics'),
+      await get('/nowhere'),
+      await get('/status', { headers: { host: 'evil.example' } }),
+      await get('/status', { method: 'POST' }),
+    ];
+    expect(cases.map((answer) => answer.status)).toEqual([200, 200, 404, 403, 405]);
+    for (const answer of cases) {
+      expect(answer.headers['x-content-type-options']).toBe('nosniff');
+      expect(answer.headers['content-security-policy']).toMatch(/default-src 'none'/);
+      expect(answer.headers['content-security-policy']).toMatch(/frame-ancestors 'none'/);
+      expect(answer.headers['cache-control']).toBe('no-store');
+      expect(answer.headers['x-frame-options']).toBe('DENY');
+    }
+  });
+
+  it('serves Prometheus metrics', async () => {
+    const answer = await get('/metrics');
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toMatch(/^text\/plain/);
+    expect(answer.body).toMatch(/^ray_agent_running_tasks 3$/m);
+    expect(answer.body).toMatch(/^ray_agent_state\{state="starting"\} 1$/m);
+    expect(answer.body).toMatch(/^ray_agent_state\{state="contributing"\} 0$/m);
+    expect(answer.body).toMatch(/^ray_agent_registered 1$/m);
+    model.setState('contributing');
+    const later = await get('/metrics');
+    expect(later.body).toMatch(/^ray_agent_state\{state="contributing"\} 1$/m);
+    expect(later.body).toMatch(/^ray_agent_state\{state="starting"\} 0$/m);
+  });
+
+  it('reports health, and 503 once the agent is in error', async () => {
+    const healthy = await get('/healthz');
+    expect(healthy.status).toBe(200);
+    expect(JSON.parse(healthy.body)).toEqual({ ok: true, state: 'starting' });
+    model.setState('error');
+    const broken = await get('/healthz');
+    expect(broken.status).toBe(503);
+    expect(JSON.parse(broken.body)).toEqual({ ok: false, state: 'error' });
+  });
+
+  it('refuses request headers over 8 KiB', async () => {
+    const fits = await call('/healthz', { headers: { 'x-padding': 'a'.repeat(4 * 1024) } });
+    expect('status' in fits && fits.status).toBe(200);
+    const tooBig = await call('/healthz', { headers: { 'x-padding': 'a'.repeat(9 * 1024) } });
+    if ('status' in tooBig) expect(tooBig.status).toBe(431);
+    else expect(tooBig.error.code ?? tooBig.error.message).toMatch(/ECONNRESET|EPIPE|socket hang up/);
+  });
+
+  it('never shows the enrollment token', async () => {
+    model.fail('heartbeat_failing', 'heartbeats are failing: the manager answered 503');
+    const bodies = [(await get('/status')).body, (await get('/metrics')).body, (await get('/healthz')).body];
+    for (const body of bodies) {
+      expect(body).not.toContain('PLANTED');
+      expect(body).not.toContain(SECRET_TOKEN.slice(8, 24));
+    }
+  });
+
+  it('never sends an access-control-* header', () => {
+    expect(answers.length).toBeGreaterThan(40);
+    for (const answer of answers)
+      expect(Object.keys(answer.headers).filter((name) => name.startsWith('access-control-'))).toEqual([]);
+  });
+});

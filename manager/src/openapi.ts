@@ -1,0 +1,159 @@
+import {
+  AgentState,
+  ErrorBody,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  ProviderHealth,
+  ProviderList,
+  ProviderSummary,
+  RegisterRequest,
+  RegisterResponse,
+} from '@ray-agent/protocol';
+import { z } from 'zod';
+
+type JsonObject = Record<string, unknown>;
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+
+/**
+ * JSON Schemas of a set of zod schemas, as OpenAPI components. Requests are described as zod accepts them
+ * (unknown properties are ignored), responses as the manager produces them (no other properties).
+ */
+function componentSchemas(schemas: Record<string, z.ZodType>, io: 'input' | 'output'): Record<string, JsonObject> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(schemas)) registry.add(schema, { id });
+  const out = z.toJSONSchema(registry, { io, uri: (id) => `#/components/schemas/${id}` }) as {
+    schemas: Record<string, JsonObject>;
+  };
+  const result: Record<string, JsonObject> = {};
+  for (const [id, schema] of Object.entries(out.schemas)) {
+    const { $schema: _schema, $id: _id, ...rest } = schema;
+    result[id] = rest;
+  }
+  return result;
+}
+
+const json = (schema: unknown, description: string) => ({ description, content: { 'application/json': { schema } } });
+const error = (description: string) => json(ref('ErrorBody'), description);
+
+const common = {
+  '400': error('The body is not a valid document; the message names the field (code invalid_request).'),
+  '413': error('The body is larger than 64 KiB (code payload_too_large).'),
+  '415': error('The body is not application/json (code unsupported_media_type).'),
+  '500': error('Internal error (code internal_error).'),
+  '503': error('The manager is shutting down.'),
+};
+
+/** The OpenAPI 3.1 document of the manager's API, generated from the protocol's zod schemas. */
+export function buildOpenApiDocument(): JsonObject {
+  const schemas = {
+    ...componentSchemas({ RegisterRequest, HeartbeatRequest }, 'input'),
+    ...componentSchemas(
+      { RegisterResponse, HeartbeatResponse, ProviderSummary, ProviderList, ProviderHealth, AgentState, ErrorBody },
+      'output',
+    ),
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'ray-agent manager provider API',
+      version: '1',
+      description:
+        'The server side of the provider API spoken by the ray-agent container: registration with an enrollment ' +
+        'token, heartbeats with the issued credential, and the operator listing. HTTPS only. Every error answer ' +
+        'is an ErrorBody. Generated from the zod schemas in @ray-agent/protocol; do not edit by hand.',
+    },
+    components: {
+      securitySchemes: {
+        enrollmentToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'An enrollment token created by the operator.',
+        },
+        providerCredential: { type: 'http', scheme: 'bearer', description: 'The credential returned by register.' },
+        adminToken: { type: 'http', scheme: 'bearer', description: "The operator's admin token." },
+      },
+      schemas,
+    },
+    paths: {
+      '/api/register': {
+        post: {
+          operationId: 'register',
+          summary: 'Register a provider (idempotent per installId); issues a fresh credential.',
+          security: [{ enrollmentToken: [] }],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('RegisterRequest') } } },
+          responses: {
+            '200': json(ref('RegisterResponse'), 'Registered; the same installId always gets the same providerId.'),
+            ...common,
+            '401': error(
+              'The enrollment token is missing, unknown, revoked or expired (code enrollment_token_rejected).',
+            ),
+          },
+        },
+      },
+      '/api/heartbeat': {
+        post: {
+          operationId: 'heartbeat',
+          summary: "Report a provider's state; authorized by the provider's current credential.",
+          security: [{ providerCredential: [] }],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('HeartbeatRequest') } } },
+          responses: {
+            '200': json(ref('HeartbeatResponse'), 'Stored.'),
+            ...common,
+            '401': error(
+              'The credential is missing or not the current one of this provider (code credential_rejected).',
+            ),
+            '404': error('No such provider; register again (code unknown_provider).'),
+          },
+        },
+      },
+      '/api/providers': {
+        get: {
+          operationId: 'listProviders',
+          summary: 'List every provider with its derived health.',
+          security: [{ adminToken: [] }],
+          responses: {
+            '200': json(ref('ProviderList'), 'All providers.'),
+            '401': error('The admin token is missing or wrong (code admin_token_rejected).'),
+            '500': common['500'],
+            '503': common['503'],
+          },
+        },
+      },
+      '/api/providers/{id}': {
+        get: {
+          operationId: 'getProvider',
+          summary: 'One provider with its derived health.',
+          security: [{ adminToken: [] }],
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '200': json(ref('ProviderSummary'), 'The provider.'),
+            '401': error('The admin token is missing or wrong (code admin_token_rejected).'),
+            '404': error('No such provider (code unknown_provider).'),
+            '500': common['500'],
+            '503': common['503'],
+          },
+        },
+      },
+      '/healthz': {
+        get: {
+          operationId: 'healthz',
+          summary: 'Liveness; no authorization.',
+          security: [],
+          responses: {
+            '200': json(
+              { type: 'object', properties: { ok: { const: true } }, required: ['ok'], additionalProperties: false },
+              'The manager is up.',
+            ),
+            '503': common['503'],
+          },
+        },
+      },
+    },
+  };
+}
+
+/** The document as written to manager/openapi.json. */
+export function renderOpenApiDocument(): string {
+  return `${JSON.stringify(buildOpenApiDocument(), null, 2)}\n`;
+}

@@ -1,0 +1,72 @@
+import type { Logger } from 'pino';
+import { createLogger } from './logger.js';
+import { buildServer, type ManagerServer } from './server.js';
+import { Store } from './store.js';
+
+export const HEARTBEAT_INTERVAL_SETTING = 'heartbeat_interval_seconds';
+
+export interface ServeConfig {
+  db: string;
+  tls: { cert: Buffer; key: Buffer };
+  host: string;
+  port: number;
+  heartbeatIntervalSeconds: number;
+  enrollmentToken?: string | undefined;
+  adminToken?: string | undefined;
+  logger?: Logger;
+}
+
+export interface RunningManager {
+  app: ManagerServer;
+  store: Store;
+  url: string;
+  /** Stops accepting requests, lets in-flight ones finish, closes the database. */
+  close(): Promise<void>;
+}
+
+/** Opens the database, seeds the tokens given in files, and starts the HTTPS server. */
+export async function startManager(config: ServeConfig): Promise<RunningManager> {
+  const logger = config.logger ?? createLogger();
+  const store = new Store(config.db);
+  let app: ManagerServer | undefined;
+  try {
+    store.setSetting(HEARTBEAT_INTERVAL_SETTING, String(config.heartbeatIntervalSeconds));
+    if (config.enrollmentToken !== undefined) {
+      const seeded = store.ensureEnrollmentToken(config.enrollmentToken, 'from --enrollment-token-file');
+      const log = seeded.status === 'active' ? logger.info.bind(logger) : logger.warn.bind(logger);
+      log(
+        { enrollmentTokenId: seeded.id, created: seeded.created, status: seeded.status },
+        seeded.status === 'active'
+          ? 'enrollment token from file is ready'
+          : `enrollment token from file is ${seeded.status}; registrations with it will be rejected`,
+      );
+    }
+    if (config.adminToken !== undefined) {
+      const seeded = store.ensureAdminToken(config.adminToken, 'from --admin-token-file');
+      logger.info({ adminTokenId: seeded.id, created: seeded.created }, 'admin token from file is ready');
+    }
+    app = buildServer({ store, tls: config.tls, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds, logger });
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    store.close();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const url = `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  logger.info({ url, db: config.db, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds }, 'manager listening');
+  const running = app;
+  return {
+    app: running,
+    store,
+    url,
+    async close() {
+      try {
+        await running.close();
+      } finally {
+        store.close();
+      }
+    },
+  };
+}

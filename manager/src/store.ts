@@ -1,0 +1,418 @@
+import type { AgentState, HeartbeatRequest, ProviderSummary, RegisterRequest } from '@ray-agent/protocol';
+import Database from 'better-sqlite3';
+import { deriveHealth } from './health.js';
+import { generateProviderId, generateSecret, hashesEqual, hashSecret } from './tokens.js';
+
+/** Bumped whenever the schema changes; `migrate()` brings older files forward. */
+export const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS enrollment_tokens (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  hash TEXT NOT NULL UNIQUE,
+  label TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL,
+  expires_at TEXT,
+  revoked_at TEXT
+);
+CREATE TABLE IF NOT EXISTS admin_tokens (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  hash TEXT NOT NULL UNIQUE,
+  label TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS providers (
+  id TEXT PRIMARY KEY,
+  install_id TEXT NOT NULL UNIQUE,
+  credential_hash TEXT NOT NULL,
+  enrollment_token_id INTEGER REFERENCES enrollment_tokens(id),
+  hostname TEXT NOT NULL,
+  ip_address TEXT NOT NULL,
+  cpu_cores INTEGER NOT NULL,
+  memory_bytes INTEGER NOT NULL,
+  limit_cpus REAL NOT NULL,
+  limit_memory_bytes INTEGER NOT NULL,
+  version_agent TEXT NOT NULL,
+  version_ray TEXT NOT NULL,
+  version_python TEXT NOT NULL,
+  registered_at TEXT NOT NULL,
+  last_registered_at TEXT NOT NULL,
+  registrations INTEGER NOT NULL DEFAULT 1,
+  heartbeats INTEGER NOT NULL DEFAULT 0,
+  last_heartbeat_at TEXT,
+  last_sent_at TEXT,
+  last_state TEXT,
+  last_ray_node TEXT,
+  last_cpu_percent REAL,
+  last_memory_bytes INTEGER,
+  last_memory_percent REAL,
+  active_tasks INTEGER NOT NULL DEFAULT 0,
+  recent_errors TEXT
+);
+CREATE TABLE IF NOT EXISTS settings (
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+`;
+
+export interface EnrollmentTokenInfo {
+  id: number;
+  label: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  status: 'active' | 'expired' | 'revoked';
+}
+
+export interface ProviderRecord {
+  providerId: string;
+  installId: string;
+  hostname: string;
+  lastRayNode: string | null;
+  lastMemoryPercent: number | null;
+  recentErrors: string[];
+  lastSentAt: string | null;
+}
+
+export type CredentialCheck = 'ok' | 'unknown_provider' | 'rejected';
+
+export interface RegisterResult {
+  providerId: string;
+  /** The new credential, in clear: returned once to the agent, never stored. */
+  credential: string;
+  /** True when this installId was seen for the first time. */
+  created: boolean;
+}
+
+interface EnrollmentTokenRow {
+  id: number;
+  hash: string;
+  label: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+interface ProviderRow {
+  id: string;
+  install_id: string;
+  credential_hash: string;
+  hostname: string;
+  ip_address: string;
+  cpu_cores: number;
+  memory_bytes: number;
+  limit_cpus: number;
+  limit_memory_bytes: number;
+  version_agent: string;
+  version_ray: string;
+  version_python: string;
+  registered_at: string;
+  registrations: number;
+  heartbeats: number;
+  last_heartbeat_at: string | null;
+  last_sent_at: string | null;
+  last_state: string | null;
+  last_ray_node: string | null;
+  last_cpu_percent: number | null;
+  last_memory_bytes: number | null;
+  last_memory_percent: number | null;
+  active_tasks: number;
+  recent_errors: string | null;
+}
+
+function tokenStatus(row: EnrollmentTokenRow, now: Date): EnrollmentTokenInfo['status'] {
+  if (row.revoked_at !== null) return 'revoked';
+  if (row.expires_at !== null && Date.parse(row.expires_at) <= now.getTime()) return 'expired';
+  return 'active';
+}
+
+function tokenInfo(row: EnrollmentTokenRow, now: Date): EnrollmentTokenInfo {
+  return {
+    id: row.id,
+    label: row.label,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    status: tokenStatus(row, now),
+  };
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    enrollmentByHash: db.prepare<[string], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE hash = ?'),
+    enrollmentById: db.prepare<[number], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens WHERE id = ?'),
+    enrollmentAll: db.prepare<[], EnrollmentTokenRow>('SELECT * FROM enrollment_tokens ORDER BY id'),
+    enrollmentInsert: db.prepare<[string, string, string, string | null]>(
+      'INSERT INTO enrollment_tokens (hash, label, created_at, expires_at) VALUES (?, ?, ?, ?)',
+    ),
+    enrollmentRevoke: db.prepare<[string, number]>(
+      'UPDATE enrollment_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
+    ),
+    adminByHash: db.prepare<[string], { id: number; hash: string }>('SELECT id, hash FROM admin_tokens WHERE hash = ?'),
+    adminInsert: db.prepare<[string, string, string]>(
+      'INSERT INTO admin_tokens (hash, label, created_at) VALUES (?, ?, ?)',
+    ),
+    providerById: db.prepare<[string], ProviderRow>('SELECT * FROM providers WHERE id = ?'),
+    providerByInstallId: db.prepare<[string], ProviderRow>('SELECT * FROM providers WHERE install_id = ?'),
+    providerAll: db.prepare<[], ProviderRow>('SELECT * FROM providers ORDER BY registered_at, id'),
+    providerInsert: db.prepare(
+      `INSERT INTO providers (id, install_id, credential_hash, enrollment_token_id, hostname, ip_address, cpu_cores,
+         memory_bytes, limit_cpus, limit_memory_bytes, version_agent, version_ray, version_python, registered_at,
+         last_registered_at, registrations)
+       VALUES (@id, @installId, @credentialHash, @enrollmentTokenId, @hostname, @ipAddress, @cpuCores, @memoryBytes,
+         @limitCpus, @limitMemoryBytes, @versionAgent, @versionRay, @versionPython, @now, @now, 1)`,
+    ),
+    providerReregister: db.prepare(
+      `UPDATE providers SET credential_hash = @credentialHash, enrollment_token_id = @enrollmentTokenId,
+         hostname = @hostname, ip_address = @ipAddress, cpu_cores = @cpuCores, memory_bytes = @memoryBytes,
+         limit_cpus = @limitCpus, limit_memory_bytes = @limitMemoryBytes, version_agent = @versionAgent,
+         version_ray = @versionRay, version_python = @versionPython, last_registered_at = @now,
+         registrations = registrations + 1
+       WHERE id = @id`,
+    ),
+    providerHeartbeat: db.prepare(
+      `UPDATE providers SET heartbeats = heartbeats + 1, last_heartbeat_at = @now, last_sent_at = @sentAt,
+         last_state = @state, last_ray_node = @rayNode, last_cpu_percent = @cpuPercent,
+         last_memory_bytes = @memoryBytes, last_memory_percent = @memoryPercent, active_tasks = @activeTasks,
+         recent_errors = @recentErrors
+       WHERE id = @id`,
+    ),
+    settingGet: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
+    settingSet: db.prepare<[string, string]>(
+      'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    ),
+  };
+}
+
+export interface StoreOptions {
+  /** Open an existing file only; fail instead of creating an empty database. */
+  mustExist?: boolean;
+}
+
+/**
+ * The manager's SQLite store. Secrets (enrollment tokens, admin tokens, provider credentials) are kept only as
+ * SHA-256 hashes. Statements are prepared once; better-sqlite3 is synchronous, so every method is atomic with
+ * respect to the others within one process, and WAL keeps concurrent CLI readers and the server safe.
+ */
+export class Store {
+  readonly db: Database.Database;
+  private readonly st: ReturnType<typeof prepareStatements>;
+  private readonly registerTx: (req: RegisterRequest, enrollmentTokenId: number | null, now: Date) => RegisterResult;
+
+  constructor(file: string, options: StoreOptions = {}) {
+    this.db = new Database(file, { fileMustExist: options.mustExist === true });
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('foreign_keys = ON');
+      this.db.pragma('busy_timeout = 5000');
+      this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+    this.st = prepareStatements(this.db);
+    this.registerTx = this.db.transaction((req, enrollmentTokenId, now) =>
+      this.registerInTx(req, enrollmentTokenId, now),
+    );
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(
+        `database schema version ${version} is newer than this manager understands (${SCHEMA_VERSION}); upgrade the manager`,
+      );
+    }
+    this.db.exec(SCHEMA);
+    // Future migrations: `if (version < 2) { ... }` here, each in order.
+    if (version < SCHEMA_VERSION) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // --- enrollment tokens -------------------------------------------------------------------------------------
+
+  /** Creates a new enrollment token; the clear token is returned once and never stored. */
+  createEnrollmentToken(options: { label?: string; expiresInHours?: number; now?: Date } = {}): {
+    id: number;
+    token: string;
+    expiresAt: string | null;
+  } {
+    const now = options.now ?? new Date();
+    const token = generateSecret();
+    const expiresAt =
+      options.expiresInHours === undefined
+        ? null
+        : new Date(now.getTime() + options.expiresInHours * 3_600_000).toISOString();
+    const info = this.st.enrollmentInsert.run(hashSecret(token), options.label ?? '', now.toISOString(), expiresAt);
+    return { id: Number(info.lastInsertRowid), token, expiresAt };
+  }
+
+  /** Makes sure a given enrollment token exists (hashed). A token that was revoked stays revoked. */
+  ensureEnrollmentToken(
+    token: string,
+    label: string,
+    now: Date = new Date(),
+  ): EnrollmentTokenInfo & { created: boolean } {
+    const hash = hashSecret(token);
+    const existing = this.st.enrollmentByHash.get(hash);
+    if (existing) return { ...tokenInfo(existing, now), created: false };
+    const info = this.st.enrollmentInsert.run(hash, label, now.toISOString(), null);
+    const row = this.st.enrollmentById.get(Number(info.lastInsertRowid));
+    if (!row) throw new Error('enrollment token vanished after insert');
+    return { ...tokenInfo(row, now), created: true };
+  }
+
+  /** The id of the enrollment token if it exists, is not revoked and not expired; null otherwise. */
+  checkEnrollmentToken(token: string, now: Date = new Date()): number | null {
+    const row = this.st.enrollmentByHash.get(hashSecret(token));
+    if (!row || tokenStatus(row, now) !== 'active') return null;
+    return row.id;
+  }
+
+  /** Revokes a token; returns false when no such token exists. Revoking twice is harmless. */
+  revokeEnrollmentToken(id: number, now: Date = new Date()): boolean {
+    if (!this.st.enrollmentById.get(id)) return false;
+    this.st.enrollmentRevoke.run(now.toISOString(), id);
+    return true;
+  }
+
+  listEnrollmentTokens(now: Date = new Date()): EnrollmentTokenInfo[] {
+    return this.st.enrollmentAll.all().map((row) => tokenInfo(row, now));
+  }
+
+  // --- admin tokens ------------------------------------------------------------------------------------------
+
+  ensureAdminToken(token: string, label: string, now: Date = new Date()): { id: number; created: boolean } {
+    const hash = hashSecret(token);
+    const existing = this.st.adminByHash.get(hash);
+    if (existing) return { id: existing.id, created: false };
+    const info = this.st.adminInsert.run(hash, label, now.toISOString());
+    return { id: Number(info.lastInsertRowid), created: true };
+  }
+
+  checkAdminToken(token: string): boolean {
+    return this.st.adminByHash.get(hashSecret(token)) !== undefined;
+  }
+
+  // --- providers ---------------------------------------------------------------------------------------------
+
+  /**
+   * Registers a provider, idempotently per installId: the same installId always maps to the same providerId.
+   * Every call issues a fresh credential and replaces the stored hash of the previous one.
+   */
+  register(req: RegisterRequest, enrollmentTokenId: number | null, now: Date = new Date()): RegisterResult {
+    return this.registerTx(req, enrollmentTokenId, now);
+  }
+
+  private registerInTx(req: RegisterRequest, enrollmentTokenId: number | null, now: Date): RegisterResult {
+    const credential = generateSecret();
+    const params = {
+      credentialHash: hashSecret(credential),
+      enrollmentTokenId,
+      hostname: req.hostname,
+      ipAddress: req.ipAddress,
+      cpuCores: req.cpuCores,
+      memoryBytes: req.memoryBytes,
+      limitCpus: req.limits.cpus,
+      limitMemoryBytes: req.limits.memoryBytes,
+      versionAgent: req.versions.agent,
+      versionRay: req.versions.ray,
+      versionPython: req.versions.python,
+      now: now.toISOString(),
+    };
+    const existing = this.st.providerByInstallId.get(req.installId);
+    if (existing) {
+      this.st.providerReregister.run({ ...params, id: existing.id });
+      return { providerId: existing.id, credential, created: false };
+    }
+    let id = generateProviderId();
+    while (this.st.providerById.get(id)) id = generateProviderId();
+    this.st.providerInsert.run({ ...params, id, installId: req.installId });
+    return { providerId: id, credential, created: true };
+  }
+
+  /** 'unknown_provider' when no such provider exists, 'rejected' when the credential is not its current one. */
+  checkCredential(providerId: string, credential: string): CredentialCheck {
+    const row = this.st.providerById.get(providerId);
+    if (!row) return 'unknown_provider';
+    return hashesEqual(row.credential_hash, hashSecret(credential)) ? 'ok' : 'rejected';
+  }
+
+  /** Stores the fields of a heartbeat and counts it. Returns false when the provider does not exist. */
+  recordHeartbeat(hb: HeartbeatRequest, now: Date = new Date()): boolean {
+    const info = this.st.providerHeartbeat.run({
+      id: hb.providerId,
+      now: now.toISOString(),
+      sentAt: hb.sentAt,
+      state: hb.state,
+      rayNode: hb.rayNode,
+      cpuPercent: hb.cpuPercent,
+      memoryBytes: hb.memoryBytes,
+      memoryPercent: hb.memoryPercent,
+      activeTasks: hb.activeTasks,
+      recentErrors: JSON.stringify(hb.recentErrors),
+    });
+    return info.changes === 1;
+  }
+
+  listProviders(heartbeatIntervalSeconds: number, now: Date = new Date()): ProviderSummary[] {
+    return this.st.providerAll.all().map((row) => summarize(row, heartbeatIntervalSeconds, now));
+  }
+
+  getProvider(providerId: string, heartbeatIntervalSeconds: number, now: Date = new Date()): ProviderSummary | null {
+    const row = this.st.providerById.get(providerId);
+    return row ? summarize(row, heartbeatIntervalSeconds, now) : null;
+  }
+
+  /** Fields kept by the store that the listing does not show (for operators and tests). */
+  getProviderRecord(providerId: string): ProviderRecord | null {
+    const row = this.st.providerById.get(providerId);
+    if (!row) return null;
+    return {
+      providerId: row.id,
+      installId: row.install_id,
+      hostname: row.hostname,
+      lastRayNode: row.last_ray_node,
+      lastMemoryPercent: row.last_memory_percent,
+      recentErrors: row.recent_errors === null ? [] : (JSON.parse(row.recent_errors) as string[]),
+      lastSentAt: row.last_sent_at,
+    };
+  }
+
+  // --- settings ----------------------------------------------------------------------------------------------
+
+  getSetting(key: string): string | null {
+    return this.st.settingGet.get(key)?.value ?? null;
+  }
+
+  setSetting(key: string, value: string): void {
+    this.st.settingSet.run(key, value);
+  }
+}
+
+function summarize(row: ProviderRow, heartbeatIntervalSeconds: number, now: Date): ProviderSummary {
+  const lastState = row.last_state as AgentState | null;
+  const lastHeartbeatAt = row.last_heartbeat_at === null ? null : new Date(row.last_heartbeat_at);
+  return {
+    providerId: row.id,
+    hostname: row.hostname,
+    ipAddress: row.ip_address,
+    cpuCores: row.cpu_cores,
+    memoryBytes: row.memory_bytes,
+    limits: { cpus: row.limit_cpus, memoryBytes: row.limit_memory_bytes },
+    versions: { agent: row.version_agent, ray: row.version_ray, python: row.version_python },
+    registeredAt: row.registered_at,
+    registrations: row.registrations,
+    lastHeartbeatAt: row.last_heartbeat_at,
+    heartbeats: row.heartbeats,
+    lastState,
+    activeTasks: row.active_tasks,
+    cpuPercent: row.last_cpu_percent,
+    memoryBytesUsed: row.last_memory_bytes,
+    health: deriveHealth(lastHeartbeatAt, lastState, heartbeatIntervalSeconds, now),
+  };
+}

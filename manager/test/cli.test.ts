@@ -1,0 +1,199 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ErrorBody, ProviderList, RegisterResponse } from '@ray-agent/protocol';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { httpsCall, makeTls, registerBody, type TestTls, tempDir } from './helpers.js';
+
+const MANAGER_DIR = fileURLToPath(new URL('..', import.meta.url));
+const BUNDLE = join(MANAGER_DIR, 'dist', 'manager.mjs');
+
+function cli(...args: string[]) {
+  const res = spawnSync(process.execPath, [BUNDLE, ...args], { encoding: 'utf8', timeout: 30_000 });
+  return { code: res.status, stdout: res.stdout, stderr: res.stderr };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+let tmp: ReturnType<typeof tempDir>;
+let tls: TestTls;
+
+beforeAll(() => {
+  const built = spawnSync(process.execPath, [join(MANAGER_DIR, 'build.mjs')], { encoding: 'utf8' });
+  expect(built.status, built.stderr).toBe(0);
+  tmp = tempDir('manager-cli-');
+  tls = makeTls(tmp.dir);
+});
+afterAll(() => tmp.remove());
+
+describe('command line validation', () => {
+  const cases: Array<[string[], string]> = [
+    [['serve', '--port', '99999'], '--port: must be an integer 1-65535, e.g. --port 8443'],
+    [
+      ['serve', '--db', '/nonexistent-dir/m.db'],
+      '--db: directory /nonexistent-dir does not exist, e.g. --db ./manager.db',
+    ],
+    [['serve'], '--db: required: the SQLite database file, e.g. --db ./manager.db'],
+    [
+      ['token', 'create', '--db', 'x.db', '--expires-in-hours', 'soon'],
+      '--expires-in-hours: must be a positive number of hours up to 87600, e.g. --expires-in-hours 24',
+    ],
+    [
+      ['token', 'revoke', '--db', '/nonexistent-dir/m.db', '--id', '1'],
+      '--db: no database at /nonexistent-dir/m.db (create one with "token create"), e.g. --db ./manager.db',
+    ],
+  ];
+  for (const [args, message] of cases) {
+    it(`${args.join(' ')} -> exit 2 with one line`, () => {
+      const res = cli(...args);
+      expect(res.code).toBe(2);
+      expect(res.stderr).toBe(`${message}\n`);
+      expect(res.stdout).toBe('');
+    });
+  }
+
+  it('validates serve options one by one, naming each', () => {
+    const db = join(tmp.dir, 'validation.db');
+    const base = ['serve', '--db', db, '--cert', tls.certFile, '--key', tls.keyFile];
+    expect(cli(...base, '--heartbeat-interval', '0').stderr).toMatch(
+      /^--heartbeat-interval: must be an integer 1-3600, e.g. --heartbeat-interval 10\n$/,
+    );
+    expect(cli(...base.slice(0, 5)).stderr).toMatch(/^--key: required, e.g. --key /);
+    expect(cli(...base, '--cert', join(tmp.dir, 'missing.crt')).stderr).toMatch(
+      /^--cert: cannot read .*missing\.crt \(ENOENT\), e\.g\. --cert /,
+    );
+    expect(cli('serve', '--db', db, '--cert', tls.certFile, '--key', tls.caFile).stderr).toMatch(/^--key: /);
+    const empty = join(tmp.dir, 'empty-token');
+    writeFileSync(empty, '  \n');
+    const res = cli(...base, '--admin-token-file', empty);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/^--admin-token-file: .* is empty; it must hold one token, e\.g\. --admin-token-file /);
+  });
+
+  it('unknown options exit 2', () => {
+    const res = cli('serve', '--bogus');
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain("unknown option '--bogus'");
+  });
+});
+
+describe('token create, serve, register, SIGTERM', () => {
+  let child: ChildProcess | undefined;
+  afterAll(() => {
+    if (child && child.exitCode === null) child.kill('SIGKILL');
+  });
+
+  it('runs the whole operator flow through the built bundle', async () => {
+    const db = join(tmp.dir, 'flow.db');
+    const created = cli('token', 'create', '--db', db, '--label', 'ci fleet', '--expires-in-hours', '24');
+    expect(created.code, created.stderr).toBe(0);
+    const token = created.stdout.trim();
+    expect(created.stdout).toBe(`${token}\n`);
+    expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(created.stderr).toMatch(/^created enrollment token id=1 label="ci fleet" expires=/);
+
+    const listed = cli('token', 'list', '--db', db);
+    expect(listed.code).toBe(0);
+    expect(listed.stdout).not.toContain(token);
+    expect(JSON.parse(listed.stdout).tokens).toMatchObject([{ id: 1, label: 'ci fleet', status: 'active' }]);
+
+    const adminToken = 'cli-admin-token-0123456789abcdef';
+    const adminFile = join(tmp.dir, 'admin-token');
+    writeFileSync(adminFile, `${adminToken}\n`);
+    const port = await freePort();
+    child = spawn(
+      process.execPath,
+      [
+        BUNDLE,
+        'serve',
+        '--db',
+        db,
+        '--cert',
+        tls.certFile,
+        '--key',
+        tls.keyFile,
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--heartbeat-interval',
+        '7',
+        '--admin-token-file',
+        adminFile,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      stdout += c.toString('utf8');
+    });
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString('utf8');
+    });
+    const exited = new Promise<number | null>((resolve) => child?.once('exit', (code) => resolve(code)));
+
+    const deadline = Date.now() + 20_000;
+    while (!stdout.includes('"manager listening"')) {
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`manager did not start:\n${stdout}\n${stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+
+    const base = `https://localhost:${port}`;
+    const post = (path: string, bearer: string, body: unknown) =>
+      httpsCall(`${base}${path}`, {
+        method: 'POST',
+        ca: tls.ca,
+        headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const reg = await post('/api/register', token, registerBody());
+    expect(reg.status, reg.text).toBe(200);
+    const registered = RegisterResponse.parse(reg.body);
+    expect(registered.heartbeatIntervalSeconds).toBe(7);
+
+    const list = await httpsCall(`${base}/api/providers`, {
+      ca: tls.ca,
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    expect(list.status).toBe(200);
+    expect(ProviderList.parse(list.body).providers.map((p) => p.providerId)).toEqual([registered.providerId]);
+
+    // The CLI reads the same database while the server runs (WAL).
+    const offline = cli('providers', '--db', db);
+    expect(offline.code).toBe(0);
+    expect(ProviderList.parse(JSON.parse(offline.stdout)).providers[0]).toMatchObject({
+      providerId: registered.providerId,
+      health: 'never',
+      registrations: 1,
+    });
+
+    // Revoking the token takes effect on the running server at once.
+    expect(cli('token', 'revoke', '--db', db, '--id', '1').code).toBe(0);
+    const rejected = await post('/api/register', token, registerBody());
+    expect(rejected.status).toBe(401);
+    expect(ErrorBody.parse(rejected.body).error.code).toBe('enrollment_token_rejected');
+
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stdout).toContain('"msg":"stopped"');
+    for (const secret of [token, adminToken, registered.credential]) {
+      expect(stdout).not.toContain(secret);
+      expect(stderr).not.toContain(secret);
+    }
+    for (const line of stdout.trim().split('\n')) expect(() => JSON.parse(line)).not.toThrow();
+  });
+});

@@ -1,0 +1,249 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { ErrorBody } from '@ray-agent/protocol';
+import { createLogger } from '../src/logger.js';
+import { validateAgainstOpenApi } from '../src/openapi-check.js';
+import { buildServer } from '../src/server.js';
+import { Store } from '../src/store.js';
+
+export function tempDir(prefix = 'manager-test-'): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** A throwaway CA and a server certificate for localhost/127.0.0.1 signed by it, made with the openssl CLI. */
+export function makeTls(dir: string): TestTls {
+  const f = (name: string) => join(dir, name);
+  const openssl = (...args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('ca.key'));
+  openssl(
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    f('ca.key'),
+    '-sha256',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=manager test CA',
+    '-out',
+    f('ca.crt'),
+  );
+  openssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', f('server.key'));
+  openssl('req', '-new', '-key', f('server.key'), '-subj', '/CN=localhost', '-out', f('server.csr'));
+  const ext = f('server.ext');
+  execFileSync('sh', [
+    '-c',
+    `printf '%s\\n' 'subjectAltName=DNS:localhost,IP:127.0.0.1' 'extendedKeyUsage=serverAuth' > '${ext}'`,
+  ]);
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    f('server.csr'),
+    '-CA',
+    f('ca.crt'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-sha256',
+    '-extfile',
+    ext,
+    '-out',
+    f('server.crt'),
+  );
+  return {
+    caFile: f('ca.crt'),
+    certFile: f('server.crt'),
+    keyFile: f('server.key'),
+    ca: readFileSync(f('ca.crt')),
+    cert: readFileSync(f('server.crt')),
+    key: readFileSync(f('server.key')),
+  };
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  body: unknown;
+}
+
+/** One HTTPS request that verifies the server against `ca`. */
+export function httpsCall(
+  url: string,
+  options: { method?: string; ca: Buffer; headers?: Record<string, string>; body?: string | Buffer },
+): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      { method: options.method ?? 'GET', ca: options.ca, headers: options.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let body: unknown;
+          try {
+            body = text === '' ? undefined : JSON.parse(text);
+          } catch {
+            body = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** Collects every log line written by the server. */
+export class LogCapture extends Writable {
+  readonly lines: string[] = [];
+  override _write(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null) => void): void {
+    this.lines.push(
+      ...chunk
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l !== ''),
+    );
+    done();
+  }
+  get text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+export const ENROLLMENT_TOKEN = 'test-enrollment-token-0123456789abcdef';
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+export interface TestServer {
+  url: string;
+  store: Store;
+  tls: TestTls;
+  logs: LogCapture;
+  dbFile: string;
+  /** Problems found checking responses (and valid requests) against manager/openapi.json. */
+  openApiProblems: string[];
+  clock: { now: Date };
+  call(
+    method: string,
+    path: string,
+    options?: { token?: string; body?: unknown; rawBody?: string; contentType?: string | null; checkRequest?: boolean },
+  ): Promise<HttpResult>;
+  close(): Promise<void>;
+}
+
+/** The real server, in-process, with real TLS on 127.0.0.1 and an ephemeral port. */
+export async function startTestServer(
+  options: { heartbeatIntervalSeconds?: number; dir?: string } = {},
+): Promise<TestServer> {
+  const tmp = options.dir === undefined ? tempDir() : { dir: options.dir, remove: () => undefined };
+  const tls = makeTls(tmp.dir);
+  const dbFile = join(tmp.dir, 'manager.db');
+  const store = new Store(dbFile);
+  store.ensureEnrollmentToken(ENROLLMENT_TOKEN, 'test');
+  store.ensureAdminToken(ADMIN_TOKEN, 'test');
+  const logs = new LogCapture();
+  const clock = { now: new Date() };
+  const app = buildServer({
+    store,
+    tls: { cert: tls.cert, key: tls.key },
+    heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 10,
+    logger: createLogger({ destination: logs }),
+    now: () => clock.now,
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  const url = `https://localhost:${address.port}`;
+  const openApiProblems: string[] = [];
+  return {
+    url,
+    store,
+    tls,
+    logs,
+    dbFile,
+    openApiProblems,
+    clock,
+    async call(method, path, o = {}) {
+      const headers: Record<string, string> = {};
+      if (o.token !== undefined) headers.authorization = `Bearer ${o.token}`;
+      let body: string | undefined;
+      if (o.rawBody !== undefined) body = o.rawBody;
+      else if (o.body !== undefined) body = JSON.stringify(o.body);
+      if (body !== undefined && o.contentType !== null) headers['content-type'] = o.contentType ?? 'application/json';
+      if (o.checkRequest && o.body !== undefined) {
+        openApiProblems.push(...validateAgainstOpenApi(path, method, 'request', undefined, o.body));
+      }
+      const res = await httpsCall(`${url}${path}`, {
+        method,
+        ca: tls.ca,
+        headers,
+        ...(body === undefined ? {} : { body }),
+      });
+      const ct = String(res.headers['content-type'] ?? '');
+      if (!ct.startsWith('application/json'))
+        openApiProblems.push(`${method} ${path} ${res.status}: content-type ${ct}`);
+      const problems = validateAgainstOpenApi(path, method, 'response', res.status, res.body);
+      if (problems.length === 1 && problems[0]?.startsWith('no path in the OpenAPI document')) {
+        // Undocumented routes must still answer with an ErrorBody.
+        if (!ErrorBody.safeParse(res.body).success) openApiProblems.push(`${method} ${path}: not an ErrorBody`);
+      } else {
+        openApiProblems.push(...problems);
+      }
+      return res;
+    },
+    async close() {
+      await app.close();
+      store.close();
+      tmp.remove();
+    },
+  };
+}
+
+export function registerBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    installId: '7c9e6679-7425-40de-944b-e07fc1f90ae7',
+    hostname: 'worker-1.example',
+    cpuCores: 8,
+    memoryBytes: 16 * 1024 ** 3,
+    ipAddress: '192.0.2.10',
+    versions: { agent: '0.1.0', ray: '2.40.0', python: '3.11.7' },
+    limits: { cpus: 4, memoryBytes: 8 * 1024 ** 3 },
+    ...overrides,
+  };
+}
+
+export function heartbeatBody(providerId: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    providerId,
+    state: 'contributing',
+    rayNode: 'joined',
+    cpuPercent: 12.5,
+    memoryBytes: 512 * 1024 ** 2,
+    memoryPercent: 6.25,
+    activeTasks: 3,
+    recentErrors: [],
+    sentAt: new Date().toISOString(),
+    ...overrides,
+  };
+}
