@@ -2,7 +2,13 @@ import { z } from 'zod';
 import { AgentState, RayNodeState } from './agent-state.js';
 import { Sentence, Timestamp } from './common.js';
 
-export const RegistrationState = z.enum(['unregistered', 'registering', 'registered', 'rejected', 'needs_reregistration']);
+export const RegistrationState = z.enum([
+  'unregistered',
+  'registering',
+  'registered',
+  'rejected',
+  'needs_reregistration',
+]);
 export type RegistrationState = z.infer<typeof RegistrationState>;
 
 export const HeartbeatHealth = z.enum(['idle', 'healthy', 'failing', 'rate_limited', 'stopped']);
