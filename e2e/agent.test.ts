@@ -161,6 +161,7 @@ describe('faults it recovers from', () => {
     expect(failing.heartbeat.state).toBe('failing');
     expect(failing.state).toBe('contributing');
     await docker('start', cluster.manager);
+    await cluster.managerStarted();
     const healthy = await agent.waitForStatus(
       'heartbeats healthy again',
       (s) => s.heartbeat.state === 'healthy',
@@ -174,15 +175,19 @@ describe('faults it recovers from', () => {
 
   test('head restarted: the agent goes reconnecting, then rejoins and contributes', async () => {
     await docker('restart', '-t', '2', cluster.head);
-    await agent.waitForStatus('reconnecting', (s) => s.state === 'reconnecting', 120_000);
+    await agent.waitForStatus('reconnecting', (s) => s.state === 'reconnecting', 60_000);
     const back = await agent.waitForStatus('contributing again', (s) => s.state === 'contributing', 180_000);
+    // Without GCS fault tolerance the new head is a new cluster: the agent must have joined it afresh.
     expect(back.ray.restarts).toBeGreaterThanOrEqual(1);
     const result = await cluster.driver(tasksScript(2, 1));
     expect(result.code, result.stderr).toBe(0);
+    const { nodes } = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as { nodes: string[] };
+    expect(nodes).toHaveLength(2);
   });
 
   test('a restarted container keeps its provider ID', async () => {
     await docker('restart', '-t', '60', agent.name);
+    await agent.restarted();
     const status = await agent.waitForStatus('contributing after restart', (s) => s.state === 'contributing', 180_000);
     expect(status.registration.providerId).toBe(providerId);
     const providers = await cluster.providers();

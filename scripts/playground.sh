@@ -74,11 +74,11 @@ print("sample job results:", ray.get([square.remote(i) for i in range(8)]), flus
 PY
   local job=$!
   sleep 3
-  log "while the job runs, the agent reports: $(status | python3 -c 'import json,sys; d=json.load(sys.stdin); print(f"state={d[\"state\"]} tasks={d[\"tasks\"][\"running\"]} provider={d[\"registration\"][\"providerId\"]}")')"
+  log "while the job runs, the agent reports: $(status | python3 -c "import json,sys; d=json.load(sys.stdin); print('state=%s running tasks=%s provider=%s' % (d['state'], d['tasks']['running'], d['registration']['providerId']))")"
   wait "$job"
   log "manager's view:"
   curl -fsS --cacert "$DIR/ca.pem" -H "Authorization: Bearer $(cat "$DIR/admin-token")" https://localhost:8443/api/providers \
-    | python3 -c 'import json,sys; [print(f"  {p[\"providerId\"]} {p[\"hostname\"]} health={p[\"health\"]} heartbeats={p[\"heartbeats\"]} tasks={p[\"activeTasks\"]}") for p in json.load(sys.stdin)["providers"]]'
+    | python3 -c "import json,sys; [print('  %s %s health=%s heartbeats=%s' % (p['providerId'], p['hostname'], p['health'], p['heartbeats'])) for p in json.load(sys.stdin)['providers']]"
   log "status: curl http://127.0.0.1:$STATUS_PORT/status   stop: scripts/playground.sh down"
 }
 

@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     source,
   });
   model.heartbeat.intervalSeconds = config.heartbeatIntervalSeconds;
+  model.onStateChange = (from, to) => log.info({ from, to, reason: model.error?.message }, `state: ${to}`);
   for (const warning of resources.warnings) {
     model.warn(warning);
     log.warn(warning);

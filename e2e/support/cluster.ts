@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProviderList, StatusDocument } from '@ray-agent/protocol';
@@ -8,6 +8,7 @@ import { docker, run, waitFor } from './run.js';
 import { makePki, type TestPki, writeSecret } from './tls.js';
 
 export const AGENT_IMAGE = process.env.AGENT_IMAGE ?? 'ray-agent:dev';
+const ARTIFACTS = join(import.meta.dirname, '..', 'artifacts');
 export const MANAGER_IMAGE = process.env.MANAGER_IMAGE ?? 'ray-agent-manager:dev';
 
 /** Hardened run flags, as the tray app uses them. */
@@ -102,6 +103,11 @@ export class TestCluster {
       '--admin-token-file',
       '/certs/admin-token',
     );
+    await this.managerStarted();
+  }
+
+  /** Docker publishes on a new host port after each start: look it up again, and wait for the manager. */
+  async managerStarted(): Promise<void> {
     this.managerPort = await publishedPort(this.manager, 8443);
     await waitFor(
       'the manager to answer',
@@ -176,6 +182,12 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     for (const agent of this.tls.values()) await agent.close();
+    // Keep every container's log for a person reading a failed run.
+    mkdirSync(ARTIFACTS, { recursive: true });
+    for (const name of this.containers) {
+      const logs = await run('docker', ['logs', name]);
+      writeFileSync(join(ARTIFACTS, `${name}.log`), logs.stdout + logs.stderr);
+    }
     await run('docker', ['rm', '-f', '-v', ...this.containers]);
     if (this.volumes.size) await run('docker', ['volume', 'rm', '-f', ...this.volumes]);
     await run('docker', ['network', 'rm', this.network]);
@@ -196,8 +208,13 @@ export class Agent0 {
   constructor(
     readonly name: string,
     readonly volume: string,
-    readonly statusPort: number,
+    public statusPort: number,
   ) {}
+
+  /** Docker publishes on a new host port after each start. */
+  async restarted(): Promise<void> {
+    this.statusPort = await publishedPort(this.name, 8765);
+  }
 
   async status(): Promise<StatusDocument> {
     const response = await request(`http://127.0.0.1:${this.statusPort}/status`);

@@ -38,6 +38,7 @@ def main() -> None:
         status="ok",
         clusterRayVersion=metadata.get("ray_version"),
         clusterPythonVersion=metadata.get("python_version"),
+        clusterId=client.cluster_id.hex(),
         **local,
     )
 

@@ -12,6 +12,8 @@ const ClusterInfo = z.object({
   pythonVersion: z.string(),
   clusterRayVersion: z.string().nullable().optional(),
   clusterPythonVersion: z.string().nullable().optional(),
+  /** The GCS's cluster ID: a head restarted without fault tolerance gets a new one, orphaning older nodes. */
+  clusterId: z.string().nullable().optional(),
 });
 export type ClusterInfo = z.infer<typeof ClusterInfo>;
 

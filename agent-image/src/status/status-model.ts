@@ -63,10 +63,15 @@ export class StatusModel {
     return this.state;
   }
 
+  /** Called on every state change, e.g. to log it. */
+  onStateChange: (from: AgentState, to: AgentState) => void = () => {};
+
   setState(state: AgentState): void {
     if (state === this.state) return;
+    const from = this.state;
     this.state = state;
     this.stateSince = this.now();
+    this.onStateChange(from, state);
   }
 
   fail(code: string, message: string): void {

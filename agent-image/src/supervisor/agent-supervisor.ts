@@ -36,7 +36,6 @@ export interface SupervisorDeps {
 }
 
 const SAMPLE_MS = 2_000;
-const PROBE_EVERY_SAMPLES = 3;
 const MISMATCH_RECHECK_MS = 300_000;
 
 /**
@@ -54,6 +53,9 @@ export class AgentSupervisor {
   private sampler: NodeJS.Timeout | undefined;
   private signals = 0;
   private readonly nodeIp: string;
+  private joinedCluster: string | null | undefined;
+  private headLost = false;
+  private checkingHead = false;
 
   constructor(private readonly deps: SupervisorDeps) {
     this.client = new ManagerClient(deps.config.manager, { caFile: deps.config.managerCaFile });
@@ -278,6 +280,8 @@ export class AgentSupervisor {
       }
       model.clearError('head_unreachable');
       model.clearError('version_mismatch');
+      this.joinedCluster = preflight.info.clusterId;
+      this.headLost = false;
       if (model.current === 'error') model.setState(joinedBefore ? 'reconnecting' : 'connecting');
       const exit = await this.runNode();
       if (signal.aborted) break;
@@ -332,21 +336,41 @@ export class AgentSupervisor {
     });
   }
 
-  /** While joined, a head that stops answering turns the state to reconnecting until it answers again. */
+  /**
+   * While joined, a head that stops answering turns the state to reconnecting at once (Ray itself notices only
+   * after its reconnect timeout). When it answers again, its cluster ID tells whether it is the same cluster (GCS
+   * fault tolerance kept our node) or a new one, in which case the orphaned node is replaced right away.
+   */
   private async checkHead(): Promise<void> {
-    const { model, config } = this.deps;
-    const reachable = await probeGcs(config.gcs);
-    if (model.ray.state !== 'joined') return;
-    if (!reachable && model.current === 'contributing') {
-      model.setState('reconnecting');
-      model.fail(
-        'head_unreachable',
-        `the Ray head at ${formatGcsAddress(config.gcs)} stopped answering; waiting for it to come back`,
-      );
-      this.deps.log.warn('Ray head stopped answering');
-    } else if (reachable && model.current === 'reconnecting') {
-      model.setState('contributing');
+    const { model, config, log } = this.deps;
+    if (this.checkingHead) return;
+    this.checkingHead = true;
+    try {
+      const reachable = await probeGcs(config.gcs);
+      if (model.ray.state !== 'joined') return;
+      if (!reachable) {
+        if (!this.headLost) log.warn('Ray head stopped answering');
+        this.headLost = true;
+        if (model.current === 'contributing') model.setState('reconnecting');
+        model.fail(
+          'head_unreachable',
+          `the Ray head at ${formatGcsAddress(config.gcs)} stopped answering; waiting for it to come back`,
+        );
+        return;
+      }
+      if (!this.headLost) return;
+      const preflight = await preflightCluster(this.deps.python, config.gcs, 5);
+      if (preflight.kind === 'unreachable') return;
+      this.headLost = false;
       model.clearError('head_unreachable');
+      if (preflight.info.clusterId && preflight.info.clusterId !== this.joinedCluster) {
+        log.warn('the Ray head came back as a new cluster: rejoining');
+        this.node?.kill();
+      } else if (model.current === 'reconnecting') {
+        model.setState('contributing');
+      }
+    } finally {
+      this.checkingHead = false;
     }
   }
 
@@ -355,13 +379,11 @@ export class AgentSupervisor {
     const usage = new UsageSampler(cgroupReader(), model.limits.cpus);
     const logs = new RayLogWatcher('/tmp/ray/session_latest/logs', (line) => model.rayError(line));
     const tasks = new TaskCounter();
-    let ticks = 0;
     const tick = () => {
       model.runningTasks = model.ray.state === 'joined' || model.ray.state === 'stopping' ? tasks.count().running : 0;
       model.usage = usage.sample();
       logs.poll();
-      ticks += 1;
-      if (ticks % PROBE_EVERY_SAMPLES === 0 && model.ray.state === 'joined') void this.checkHead();
+      if (model.ray.state === 'joined') void this.checkHead();
     };
     tick();
     this.sampler = setInterval(tick, SAMPLE_MS);
