@@ -351,11 +351,11 @@ export class AgentSupervisor {
       if (!reachable) {
         if (!this.headLost) log.warn('Ray head stopped answering');
         this.headLost = true;
-        if (model.current === 'contributing') model.setState('reconnecting');
         model.fail(
           'head_unreachable',
           `the Ray head at ${formatGcsAddress(config.gcs)} stopped answering; waiting for it to come back`,
         );
+        if (model.current === 'contributing') model.setState('reconnecting');
         return;
       }
       if (!this.headLost) return;
