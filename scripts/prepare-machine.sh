@@ -93,6 +93,7 @@ python_index() {
 }
 
 build_images() {
+  [ -d "$ROOT/node_modules" ] || (cd "$ROOT" && npm ci --no-audit --no-fund >/dev/null)
   log "bundling the agent and the manager"
   (cd "$ROOT" && npm run --silent build -w agent-image -w manager)
   INDEX_PID=""
