@@ -1,0 +1,59 @@
+import type { OfferableLimits, PullProgress, StatusView } from './view-model.js';
+import type { Settings, SettingsErrors, SettingsPatch } from './settings.js';
+
+/**
+ * The one IPC contract between the window (renderer) and the main process. The preload exposes exactly these
+ * calls as `window.rayAgent`; the main process validates every payload with the zod schemas before acting.
+ */
+export type SaveResult = { ok: true; settings: Settings } | { ok: false; errors: SettingsErrors };
+
+export interface TokenState {
+  stored: boolean;
+  /** Why a token cannot be stored here (no secure storage), or null. */
+  unavailableReason: string | null;
+}
+
+/** renderer -> main, request/response (ipcRenderer.invoke / ipcMain.handle). */
+export interface InvokeChannels {
+  'settings:get': () => Settings;
+  'settings:save': (patch: SettingsPatch) => SaveResult;
+  'token:get-state': () => TokenState;
+  'token:set': (token: string) => { ok: true } | { ok: false; error: string };
+  'contribute:set': (on: boolean) => { ok: true } | { ok: false; error: string };
+  'status:get': () => StatusView;
+  'limits:get': () => OfferableLimits;
+  'logs:tail': (lines: number) => string;
+  'playground:start': () => { ok: true } | { ok: false; error: string };
+}
+
+/** main -> renderer events (webContents.send / ipcRenderer.on). */
+export interface EventChannels {
+  'status:changed': StatusView;
+  'pull:progress': PullProgress;
+  'logs:data': string;
+  /** A notice for the person, e.g. "your settings file was corrupt and was reset; the old file is at …". */
+  notice: string;
+}
+
+export type InvokeChannel = keyof InvokeChannels;
+export type EventChannel = keyof EventChannels;
+
+export const INVOKE_CHANNELS: readonly InvokeChannel[] = [
+  'settings:get',
+  'settings:save',
+  'token:get-state',
+  'token:set',
+  'contribute:set',
+  'status:get',
+  'limits:get',
+  'logs:tail',
+  'playground:start',
+];
+export const EVENT_CHANNELS: readonly EventChannel[] = ['status:changed', 'pull:progress', 'logs:data', 'notice'];
+
+/** The API the preload exposes on `window.rayAgent` (and a test bridge implements over the real controller). */
+export type RayAgentApi = {
+  [C in InvokeChannel]: (...args: Parameters<InvokeChannels[C]>) => Promise<ReturnType<InvokeChannels[C]>>;
+} & {
+  on<E extends EventChannel>(channel: E, listener: (payload: EventChannels[E]) => void): () => void;
+};
