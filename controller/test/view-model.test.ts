@@ -1,0 +1,196 @@
+import { StatusDocument, StatusView } from '@ray-agent/protocol';
+import { describe, expect, test } from 'vitest';
+import { type AgentFacts, type ContainerFacts, deriveView, type ViewInputs } from '../src/view-model.js';
+
+const NOW = new Date('2026-11-27T12:00:00.000Z');
+
+function agentStatus(overrides: Partial<StatusDocument> = {}): StatusDocument {
+  return StatusDocument.parse({
+    schemaVersion: 1,
+    state: 'contributing',
+    stateSince: NOW.toISOString(),
+    agent: { version: '0.1.0', startedAt: NOW.toISOString(), uptimeSeconds: 10 },
+    ray: {
+      state: 'joined',
+      gcsAddress: 'head:6379',
+      nodeIp: '172.18.0.3',
+      version: '2.58.0',
+      pythonVersion: '3.11.2',
+      clusterVersion: '2.58.0',
+      clusterPythonVersion: '3.11.2',
+      joinedAt: NOW.toISOString(),
+      restarts: 0,
+      recentErrors: [],
+    },
+    registration: {
+      state: 'registered',
+      providerId: 'prv-abc123',
+      managerUrl: 'https://m',
+      registeredAt: NOW.toISOString(),
+    },
+    heartbeat: {
+      state: 'healthy',
+      intervalSeconds: 10,
+      lastSuccessAt: NOW.toISOString(),
+      lastAttemptAt: NOW.toISOString(),
+      consecutiveFailures: 0,
+      failingSince: null,
+      nextAttemptAt: null,
+      serverClockSkewSeconds: 0,
+    },
+    tasks: { running: 3 },
+    limits: { cpus: 2, memoryBytes: 4 * 1024 ** 3, objectStoreBytes: 1024 ** 3, shmBytes: 1024 ** 3, source: 'cgroup' },
+    usage: { cpuPercent: 50, memoryBytes: 1024 ** 3 },
+    warnings: [],
+    lastError: null,
+    ...overrides,
+  });
+}
+
+const running: ContainerFacts = {
+  running: true,
+  restarting: false,
+  restartCount: 0,
+  exitCode: null,
+  startedAt: '2026-11-27T11:00:00.000Z',
+};
+const ok = (status = agentStatus()): AgentFacts => ({ kind: 'ok', status });
+
+function view(overrides: Partial<ViewInputs>): StatusView {
+  const result = deriveView({
+    contribute: true,
+    engine: { kind: 'ready' },
+    container: running,
+    agent: ok(),
+    pull: undefined,
+    stopping: false,
+    now: NOW,
+    ...overrides,
+  });
+  return StatusView.parse(result);
+}
+
+describe('deriveView', () => {
+  test('a contributing agent shows its tasks, registration and healthy heartbeat', () => {
+    const v = view({});
+    expect(v).toMatchObject({
+      phase: 'contributing',
+      contributing: true,
+      runningTasks: 3,
+      headline: 'Contributing: 3 tasks running',
+    });
+    expect(v.registration).toEqual({ state: 'registered', providerId: 'prv-abc123' });
+    expect(v.heartbeat.healthy).toBe(true);
+    expect(v.limits).toEqual({ cpus: 2, memoryBytes: 4 * 1024 ** 3 });
+  });
+
+  test.each([
+    ['not-installed', 'docker-missing'],
+    ['not-running', 'docker-stopped'],
+    ['permission-denied', 'docker-denied'],
+  ] as const)('engine %s gives %s with its fix, whatever the container said before', (kind, phase) => {
+    const v = view({ engine: { kind, message: `Docker ${kind}`, fix: 'do this' } });
+    expect(v.phase).toBe(phase);
+    expect(v.headline).toBe(`Docker ${kind}`);
+    expect(v.detail).toBe('do this');
+    expect(v.contributing).toBe(true); // the last known agent facts are kept, but the phase says what to fix
+  });
+
+  test('pulling shows the percentage', () => {
+    const v = view({
+      container: undefined,
+      agent: undefined,
+      pull: { image: 'ray-agent:dev', currentBytes: 50, totalBytes: 200, fraction: 0.25, done: false, error: null },
+    });
+    expect(v).toMatchObject({ phase: 'pulling', headline: 'Downloading the agent (25%)' });
+  });
+
+  test('a failed pull without a running container is an error that says why', () => {
+    const v = view({
+      container: undefined,
+      agent: undefined,
+      pull: { image: 'x', currentBytes: 0, totalBytes: 0, fraction: null, done: true, error: 'not found' },
+    });
+    expect(v).toMatchObject({ phase: 'error', detail: 'not found' });
+  });
+
+  test('no container: off when not contributing, starting when it is', () => {
+    expect(view({ contribute: false, container: undefined, agent: undefined }).phase).toBe('off');
+    expect(view({ contribute: true, container: undefined, agent: undefined }).phase).toBe('starting');
+  });
+
+  test('a container that exited with the token-rejected code says to paste a new token', () => {
+    const v = view({ container: { ...running, running: false, exitCode: 3 }, agent: undefined });
+    expect(v.phase).toBe('error');
+    expect(v.detail).toMatch(/enrollment token/);
+  });
+
+  test('a restarting container is crash-looping, not "starting"', () => {
+    const v = view({ container: { ...running, restarting: true, exitCode: 2, restartCount: 5 }, agent: undefined });
+    expect(v.phase).toBe('crash-looping');
+    expect(v.detail).toMatch(/configuration/);
+  });
+
+  test('an endpoint that does not answer: starting shortly after start, unreachable later', () => {
+    const fresh = { ...running, startedAt: new Date(NOW.getTime() - 5_000).toISOString() };
+    expect(view({ container: fresh, agent: { kind: 'unreachable', error: 'ECONNREFUSED' } }).phase).toBe('starting');
+    const old = view({ agent: { kind: 'unreachable', error: 'ECONNREFUSED' } });
+    expect(old.phase).toBe('unreachable');
+    expect(old.detail).toContain('ECONNREFUSED');
+    expect(old.contributing).toBe(false);
+  });
+
+  test('an agent speaking another schema is outdated', () => {
+    expect(view({ agent: { kind: 'outdated', schemaVersion: 2 } }).phase).toBe('outdated');
+  });
+
+  test.each([
+    ['connecting', 'starting'],
+    ['reconnecting', 'reconnecting'],
+    ['draining', 'draining'],
+    ['stopped', 'stopping'],
+    ['error', 'error'],
+  ] as const)('agent state %s maps to %s', (state, phase) => {
+    const v = view({
+      agent: ok(agentStatus({ state, lastError: { code: 'x', message: 'why it is so', at: NOW.toISOString() } })),
+    });
+    expect(v.phase).toBe(phase);
+    expect(v.contributing).toBe(false);
+  });
+
+  test('an agent in error carries its sentence', () => {
+    const v = view({
+      agent: ok(
+        agentStatus({
+          state: 'error',
+          lastError: { code: 'version_mismatch', message: 'the cluster runs Ray 2.57.0', at: NOW.toISOString() },
+        }),
+      ),
+    });
+    expect(v.detail).toBe('the cluster runs Ray 2.57.0');
+  });
+
+  test('failing heartbeats while contributing show since when, with the reason', () => {
+    const status = agentStatus({
+      heartbeat: {
+        ...agentStatus().heartbeat,
+        state: 'failing',
+        consecutiveFailures: 4,
+        failingSince: '2026-11-27T11:55:00.000Z',
+      },
+      lastError: { code: 'heartbeat_failing', message: 'the manager refused the connection', at: NOW.toISOString() },
+    });
+    const v = view({ agent: ok(status) });
+    expect(v.phase).toBe('contributing');
+    expect(v.heartbeat).toMatchObject({
+      healthy: false,
+      failingSince: '2026-11-27T11:55:00.000Z',
+      consecutiveFailures: 4,
+    });
+    expect(v.detail).toBe('the manager refused the connection');
+  });
+
+  test('stopping wins over what the agent last said', () => {
+    expect(view({ stopping: true }).phase).toBe('stopping');
+  });
+});
