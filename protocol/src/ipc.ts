@@ -1,5 +1,5 @@
-import type { OfferableLimits, PullProgress, StatusView } from './view-model.js';
 import type { Settings, SettingsErrors, SettingsPatch } from './settings.js';
+import type { OfferableLimits, PullProgress, StatusView } from './view-model.js';
 
 /**
  * The one IPC contract between the window (renderer) and the main process. The preload exposes exactly these

@@ -32,7 +32,7 @@ export const ManagerUrl = z
 export const ImageName = z
   .string()
   .trim()
-  .regex(/^[a-z0-9]+(?:[._\-/:@][a-zA-Z0-9_.\-]+)*$/, 'must be an image reference, e.g. ray-agent:dev');
+  .regex(/^[a-z0-9]+(?:[._\-/:@][a-zA-Z0-9_.-]+)*$/, 'must be an image reference, e.g. ray-agent:dev');
 
 export const Settings = z.object({
   version: z.literal(1),
@@ -40,7 +40,10 @@ export const Settings = z.object({
   clusterAddress: z.union([z.literal(''), ClusterAddress]),
   managerUrl: z.union([z.literal(''), ManagerUrl]),
   cpus: z.number().min(0.5, 'must be at least 0.5 CPU, e.g. 2').max(1024, 'must be at most 1024 CPUs, e.g. 2'),
-  memoryMiB: z.number().int('must be a whole number of MiB, e.g. 4096').min(1024, 'must be at least 1024 MiB, e.g. 4096'),
+  memoryMiB: z
+    .number()
+    .int('must be a whole number of MiB, e.g. 4096')
+    .min(1024, 'must be at least 1024 MiB, e.g. 4096'),
   image: ImageName,
   /** Contribute compute: the tray toggle. */
   contribute: z.boolean(),
@@ -71,7 +74,9 @@ export type SettingsPatch = z.infer<typeof SettingsPatch>;
 /** Field-level messages, keyed by setting name, for inline display. */
 export type SettingsErrors = Partial<Record<keyof Settings | 'token', string>>;
 
-export function validateSettings(candidate: unknown): { ok: true; settings: Settings } | { ok: false; errors: SettingsErrors } {
+export function validateSettings(
+  candidate: unknown,
+): { ok: true; settings: Settings } | { ok: false; errors: SettingsErrors } {
   const parsed = Settings.safeParse(candidate);
   if (parsed.success) return { ok: true, settings: parsed.data };
   const errors: SettingsErrors = {};
