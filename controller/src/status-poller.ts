@@ -37,24 +37,3 @@ export class StatusPoller {
     }
   }
 }
-
-/** Polls on a timer and hands every reading to a listener; returns a stop function. */
-export function pollStatus(
-  poller: StatusPoller,
-  listener: (facts: AgentFacts) => void,
-  intervalMs = 2_000,
-): () => void {
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  const tick = async () => {
-    const facts = await poller.read();
-    if (stopped) return;
-    listener(facts);
-    timer = setTimeout(tick, intervalMs);
-  };
-  void tick();
-  return () => {
-    stopped = true;
-    if (timer) clearTimeout(timer);
-  };
-}

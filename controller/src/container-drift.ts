@@ -1,0 +1,120 @@
+import type Dockerode from 'dockerode';
+import { type AgentSpec, CONTAINER_STATUS_PORT, STATE_DIR, specName, stateVolumeName } from './agent-container-spec.js';
+
+/** One difference between the existing container and what `up` would create that a person must confirm. */
+export interface DriftItem {
+  kind:
+    | 'image'
+    | 'docker-socket'
+    | 'mount'
+    | 'privileged'
+    | 'capabilities'
+    | 'security-options'
+    | 'port'
+    | 'secret-env'
+    | 'host-namespace'
+    | 'devices'
+    | 'user'
+    | 'writable-root';
+  /** One sentence, never carrying a secret's value. */
+  detail: string;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
+const SECRET_NAME = /TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE_?KEY/i;
+const DOCKER_SOCKET = /docker\.sock|docker_engine|containerd\.sock|podman\.sock/i;
+
+/**
+ * What someone changed by hand (or what a container under our labels does that ours never would): extra mounts,
+ * a Docker socket, privileges, ports open beyond loopback, secrets in the environment, another image.
+ * An untouched container gives [].
+ */
+export function containerDrift(inspect: Dockerode.ContainerInspectInfo, spec: AgentSpec): DriftItem[] {
+  const drift: DriftItem[] = [];
+  const host = inspect.HostConfig;
+  const config = inspect.Config;
+
+  if (config.Image !== spec.image)
+    drift.push({ kind: 'image', detail: `it runs the image ${config.Image}, not ${spec.image}` });
+
+  const volume = stateVolumeName(specName(spec));
+  for (const mount of inspect.Mounts ?? []) {
+    const source = mount.Source ?? '';
+    const name = (mount as { Name?: string }).Name ?? '';
+    if (DOCKER_SOCKET.test(source) || DOCKER_SOCKET.test(mount.Destination)) {
+      drift.push({
+        kind: 'docker-socket',
+        detail: `it mounts the container engine's socket ${source} at ${mount.Destination}: full control of this computer`,
+      });
+    } else if (!(mount.Type === 'volume' && name === volume && mount.Destination === STATE_DIR)) {
+      drift.push({
+        kind: 'mount',
+        detail: `it mounts ${mount.Type} ${mount.Type === 'volume' ? name : source} at ${mount.Destination}`,
+      });
+    }
+  }
+
+  if (host.Privileged === true) drift.push({ kind: 'privileged', detail: 'it runs privileged' });
+  const added: string[] = host.CapAdd ?? [];
+  if (added.length > 0) drift.push({ kind: 'capabilities', detail: `it adds capabilities ${added.join(', ')}` });
+  if (!((host.CapDrop ?? []) as string[]).some((cap) => cap.toUpperCase() === 'ALL'))
+    drift.push({ kind: 'capabilities', detail: "it keeps Docker's default capabilities (no --cap-drop ALL)" });
+  const securityOpt: string[] = host.SecurityOpt ?? [];
+  if (!securityOpt.some((opt) => /^no-new-privileges(:true|=true)?$/.test(opt)))
+    drift.push({ kind: 'security-options', detail: 'it lets processes gain privileges (no no-new-privileges)' });
+  const unconfined = securityOpt.filter((opt) => /unconfined/i.test(opt));
+  if (unconfined.length > 0)
+    drift.push({ kind: 'security-options', detail: `it turns off confinement: ${unconfined.join(', ')}` });
+  if (host.ReadonlyRootfs !== true) drift.push({ kind: 'writable-root', detail: 'its root file system is writable' });
+
+  const user = config.User ?? '';
+  if (user === '' || user === 'root' || user === '0' || user.startsWith('0:') || user.startsWith('root:'))
+    drift.push({ kind: 'user', detail: 'it runs as root' });
+
+  for (const [key, label] of [
+    ['NetworkMode', 'network'],
+    ['PidMode', 'process'],
+    ['IpcMode', 'IPC'],
+    ['UTSMode', 'UTS'],
+    ['UsernsMode', 'user'],
+  ] as const) {
+    const mode = (host as Record<string, unknown>)[key];
+    if (mode === 'host' && !(key === 'NetworkMode' && spec.network === 'host'))
+      drift.push({ kind: 'host-namespace', detail: `it shares the computer's ${label} namespace` });
+  }
+  const devices = (host.Devices ?? []) as Array<{ PathOnHost?: string }>;
+  if (devices.length > 0)
+    drift.push({ kind: 'devices', detail: `it has devices ${devices.map((device) => device.PathOnHost).join(', ')}` });
+
+  const ourPort = `${CONTAINER_STATUS_PORT}/tcp`;
+  for (const [port, bindings] of Object.entries(host.PortBindings ?? {})) {
+    for (const binding of (bindings ?? []) as Array<{ HostIp?: string; HostPort?: string }>) {
+      const ip = binding.HostIp ?? '';
+      if (!LOOPBACK.has(ip))
+        drift.push({
+          kind: 'port',
+          detail: `it publishes ${port} on ${ip === '' ? 'every network interface' : ip}:${binding.HostPort ?? ''}`,
+        });
+      else if (port !== ourPort)
+        drift.push({ kind: 'port', detail: `it also publishes ${port} on ${ip}:${binding.HostPort ?? ''}` });
+    }
+  }
+  if (host.PublishAllPorts === true)
+    drift.push({ kind: 'port', detail: 'it publishes every exposed port on every network interface' });
+
+  for (const entry of config.Env ?? []) {
+    const eq = entry.indexOf('=');
+    const key = eq < 0 ? entry : entry.slice(0, eq);
+    const value = eq < 0 ? '' : entry.slice(eq + 1);
+    // A variable the person configured in extraEnv is part of what up creates, not drift.
+    if (spec.extraEnv?.[key] === value) continue;
+    const byName = SECRET_NAME.test(key) && !key.endsWith('_FILE') && value !== '';
+    const byValue = spec.token !== undefined && spec.token !== '' && value.includes(spec.token);
+    if (byName || byValue)
+      drift.push({
+        kind: 'secret-env',
+        detail: `its environment variable ${key} holds a secret, which anyone who can run docker inspect can read`,
+      });
+  }
+  return drift;
+}

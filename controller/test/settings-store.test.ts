@@ -1,0 +1,213 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_SETTINGS } from '@ray-agent/protocol';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { defaultSettingsDir, SettingsStore } from '../src/settings-store.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'settings-store-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const configFile = () => path.join(dir, 'config.json');
+
+describe('defaultSettingsDir: the folder Electron uses as userData for "Ray Agent"', () => {
+  it('Linux honours an absolute XDG_CONFIG_HOME, else ~/.config', () => {
+    expect(defaultSettingsDir('linux', { XDG_CONFIG_HOME: '/xdg' }, '/home/ana')).toBe('/xdg/Ray Agent');
+    expect(defaultSettingsDir('linux', {}, '/home/ana')).toBe('/home/ana/.config/Ray Agent');
+    expect(defaultSettingsDir('linux', { XDG_CONFIG_HOME: 'relative' }, '/home/ana')).toBe(
+      '/home/ana/.config/Ray Agent',
+    );
+  });
+  it('macOS uses Application Support; Windows uses %APPDATA%', () => {
+    expect(defaultSettingsDir('darwin', {}, '/Users/ana')).toBe('/Users/ana/Library/Application Support/Ray Agent');
+    expect(defaultSettingsDir('win32', { APPDATA: 'C:\\Users\\ana\\AppData\\Roaming' }, 'C:\\Users\\ana')).toBe(
+      'C:\\Users\\ana\\AppData\\Roaming\\Ray Agent',
+    );
+  });
+});
+
+describe('SettingsStore', () => {
+  it('a missing file loads the defaults and writes nothing', () => {
+    const store = new SettingsStore(dir);
+    expect(store.load()).toEqual({ settings: DEFAULT_SETTINGS, notice: null });
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('round trip: saved settings load back, in the tab-indented JSON electron-store writes', () => {
+    const store = new SettingsStore(dir);
+    const saved = store.save({
+      clusterAddress: ' ray://head.lan:10001 ',
+      cpus: 3.5,
+      memoryMiB: 8192,
+      contribute: true,
+    });
+    expect(saved).toEqual({
+      ok: true,
+      settings: {
+        ...DEFAULT_SETTINGS,
+        clusterAddress: 'ray://head.lan:10001',
+        cpus: 3.5,
+        memoryMiB: 8192,
+        contribute: true,
+      },
+    });
+    const again = new SettingsStore(dir).load();
+    expect(again.notice).toBeNull();
+    expect(again.settings).toEqual(saved.ok ? saved.settings : null);
+    const text = readFileSync(configFile(), 'utf8');
+    expect(text).toContain('\n\t"clusterAddress": "ray://head.lan:10001"');
+    expect(JSON.parse(text)).toEqual(again.settings);
+  });
+
+  it('keys missing from the file are filled from the defaults', () => {
+    writeFileSync(configFile(), JSON.stringify({ version: 1, cpus: 4 }));
+    expect(new SettingsStore(dir).load()).toEqual({ settings: { ...DEFAULT_SETTINGS, cpus: 4 }, notice: null });
+  });
+
+  it('corrupt JSON is copied aside byte for byte, replaced by defaults, and reported', () => {
+    const garbage = Buffer.from('{"version":1,"cpus":\u0000\xff oops');
+    writeFileSync(configFile(), garbage);
+    const store = new SettingsStore(dir, { now: () => new Date('2025-03-04T05:06:07.089Z') });
+    const { settings, notice } = store.load();
+    expect(settings).toEqual(DEFAULT_SETTINGS);
+    const kept = path.join(dir, 'config.json.corrupt-2025-03-04T05-06-07-089Z');
+    expect(notice).toBe(`Your settings file was unreadable and was reset to defaults; the old file is kept at ${kept}`);
+    expect(readFileSync(kept)).toEqual(garbage);
+    expect(JSON.parse(readFileSync(configFile(), 'utf8'))).toEqual(DEFAULT_SETTINGS);
+    // The next load is clean: the reset file is valid.
+    expect(store.load()).toEqual({ settings: DEFAULT_SETTINGS, notice: null });
+  });
+
+  it('valid JSON with wrong types is treated as unreadable too, and a second quarantine does not overwrite the first', () => {
+    const store = new SettingsStore(dir, { now: () => new Date('2025-03-04T05:06:07.089Z') });
+    const wrong = JSON.stringify({ version: 1, cpus: 'lots', contribute: 'yes' });
+    writeFileSync(configFile(), wrong);
+    expect(store.load().notice).toContain('config.json.corrupt-2025-03-04T05-06-07-089Z');
+    writeFileSync(configFile(), '[1,2,3]');
+    expect(store.load().notice).toContain('config.json.corrupt-2025-03-04T05-06-07-089Z-1');
+    expect(readFileSync(path.join(dir, 'config.json.corrupt-2025-03-04T05-06-07-089Z'), 'utf8')).toBe(wrong);
+    expect(readFileSync(path.join(dir, 'config.json.corrupt-2025-03-04T05-06-07-089Z-1'), 'utf8')).toBe('[1,2,3]');
+  });
+
+  it('an invalid patch returns field errors and leaves the file byte for byte as it was', () => {
+    const store = new SettingsStore(dir);
+    expect(store.save({ cpus: 2, image: 'ray-agent:stable' }).ok).toBe(true);
+    const before = readFileSync(configFile());
+    const result = store.save({
+      cpus: 0.1,
+      managerUrl: 'http://manager.lan',
+      clusterAddress: 'head.lan',
+      image: 'ray-agent:next',
+    });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.errors.cpus).toBe('must be at least 0.5 CPU, e.g. 2');
+    expect(result.errors.managerUrl).toContain('must be an https:// URL');
+    expect(result.errors.clusterAddress).toContain('must be ray://HOST:10001 or HOST:6379');
+    expect(result.errors.image).toBeUndefined();
+    expect(readFileSync(configFile())).toEqual(before);
+    expect(store.load().settings.image).toBe('ray-agent:stable');
+  });
+
+  it('a patch with a wrong type or an unknown key is refused and changes nothing', () => {
+    const store = new SettingsStore(dir);
+    store.save({ cpus: 2 });
+    const before = readFileSync(configFile());
+    const wrongType = store.save({ memoryMiB: '4096' });
+    expect(wrongType.ok).toBe(false);
+    if (!wrongType.ok) expect(Object.keys(wrongType.errors)).toEqual(['memoryMiB']);
+    const unknown = store.save({ cpus: 3, dockerSocket: '/var/run/docker.sock' });
+    expect(unknown.ok).toBe(false);
+    if (!unknown.ok) expect(unknown.errors.version).toContain('dockerSocket');
+    expect(store.save({ version: 2 }).ok).toBe(false);
+    expect(readFileSync(configFile())).toEqual(before);
+  });
+
+  it('an undefined value in a patch leaves that setting as it was', () => {
+    const store = new SettingsStore(dir);
+    store.save({ cpus: 3 });
+    expect(store.save({ cpus: undefined, contribute: true })).toEqual({
+      ok: true,
+      settings: { ...DEFAULT_SETTINGS, cpus: 3, contribute: true },
+    });
+  });
+
+  it('a writer process killed with SIGKILL mid-save leaves the file old or new, never partial (20 real kills)', {
+    timeout: 180_000,
+  }, async () => {
+    const moduleUrl = new URL('../src/settings-store.ts', import.meta.url).href;
+    const script = path.join(dir, 'writer.mjs');
+    // Continues the sequence from what is on disk, so each file seen after a kill must be at least as new as the
+    // last one: the store can only move forward, never to a torn or older state.
+    writeFileSync(
+      script,
+      `import { SettingsStore } from ${JSON.stringify(moduleUrl)};
+const store = new SettingsStore(process.argv[2]);
+let n = Number(/v(\\d+)$/.exec(store.load().settings.image)?.[1] ?? 0);
+process.stdout.write('ready\\n');
+for (;;) {
+  n++;
+  const result = store.save({ image: 'ray-agent:v' + n, cpus: 1 + (n % 8), clusterAddress: 'head-' + n + '.lan:6379' });
+  if (!result.ok) { process.stderr.write(JSON.stringify(result)); process.exit(3); }
+}
+`,
+    );
+    const data = path.join(dir, 'data');
+    const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+    const tempFiles = () => {
+      try {
+        return readdirSync(data).filter((name) => name.includes('.tmp-'));
+      } catch {
+        return [];
+      }
+    };
+    let previous = 0;
+    let tempFilesSeen = 0;
+    for (let kill = 0; kill < 20; kill++) {
+      // `--import tsx` resolves from cwd: the repository root, where tsx is installed.
+      const child = spawn(process.execPath, ['--import', 'tsx', script, data], {
+        cwd: repoRoot,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr.on('data', (chunk) => {
+        stderr += chunk;
+      });
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.once('data', () => resolve());
+        child.once('exit', (code) => reject(new Error(`writer exited ${code} before saving: ${stderr}`)));
+      });
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 60));
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      tempFilesSeen += tempFiles().length;
+
+      const { settings, notice } = new SettingsStore(data).load();
+      expect(notice).toBeNull();
+      const n = Number(/v(\d+)$/.exec(settings.image)?.[1] ?? 0);
+      expect(n).toBeGreaterThanOrEqual(previous);
+      if (n === 0) {
+        // Killed before its first save: nothing on disk yet.
+        expect(settings).toEqual(DEFAULT_SETTINGS);
+      } else {
+        // Every field comes from the same save: a mix would mean a torn write.
+        expect(settings.cpus).toBe(1 + (n % 8));
+        expect(settings.clusterAddress).toBe(`head-${n}.lan:6379`);
+      }
+      previous = n;
+      expect(tempFiles()).toEqual([]);
+    }
+    // The writers really ran: hundreds of saves happened across the kills.
+    expect(previous).toBeGreaterThan(20);
+    // Informational: how often a kill landed between temp-file creation and rename.
+    console.warn(`settings-store kill test: ${previous} saves, ${tempFilesSeen} torn temp files cleaned`);
+  });
+});
