@@ -94,8 +94,8 @@ python_index() {
 
 build_images() {
   [ -d "$ROOT/node_modules" ] || (cd "$ROOT" && npm ci --no-audit --no-fund >/dev/null)
-  log "bundling the agent and the manager"
-  (cd "$ROOT" && npm run --silent build -w agent-image -w manager)
+  log "bundling the agent, the manager and the ray-agent CLI"
+  (cd "$ROOT" && npm run --silent build -w agent-image -w manager -w controller)
   INDEX_PID=""
   local index
   index=$(python_index)
