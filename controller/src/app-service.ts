@@ -347,3 +347,10 @@ function subscribe<T>(set: Set<T>, listener: T): () => void {
 }
 
 export type AppEvents = EventChannels;
+
+/** The app service, already watching Docker and the agent (Electron's main process and the test bridge use this). */
+export function createAppService(options: AppServiceOptions): AppService {
+  const service = new AppService(options);
+  service.start();
+  return service;
+}

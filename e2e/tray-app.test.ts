@@ -1,0 +1,150 @@
+import { execFile } from 'node:child_process';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { DEFAULT_SETTINGS } from '@ray-agent/protocol';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type AppService, createAppService } from '../controller/src/app-service.js';
+import { type SecretCodec, TokenVault } from '../controller/src/token-vault.js';
+import { TestCluster } from './support/cluster.js';
+import { openRenderer, type RendererSession } from './support/renderer-bridge.js';
+import { docker, run } from './support/run.js';
+
+/**
+ * The tray app's window in headless Chromium, bridged to the REAL app service: real Docker Engine, real agent
+ * container, real Ray head and manager over TLS. Only the OS keychain is stood in for (a test codec), because
+ * Electron's safeStorage cannot run here.
+ */
+const cluster = new TestCluster();
+const containerName = `rap-tray-${cluster.id}`;
+const settingsDir = mkdtempSync(join(tmpdir(), 'rap-tray-'));
+const statusPort = 28765 + (process.pid % 1000);
+let service: AppService;
+let session: RendererSession;
+
+/** AES-GCM with a key in memory: stands in for the OS keychain. */
+function testKeychainCodec(): SecretCodec {
+  const key = randomBytes(32);
+  return {
+    isEncryptionAvailable: () => true,
+    backend: () => 'test_keychain',
+    encrypt(text) {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+      return Buffer.concat([iv, cipher.getAuthTag(), body]);
+    },
+    decrypt(buf) {
+      const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(0, 12));
+      decipher.setAuthTag(buf.subarray(12, 28));
+      return Buffer.concat([decipher.update(buf.subarray(28)), decipher.final()]).toString('utf8');
+    },
+  };
+}
+
+const text = (id: string) => session.page.getByTestId(id).textContent();
+
+beforeAll(async () => {
+  await promisify(execFile)(process.execPath, ['renderer/build.mjs'], { cwd: join(import.meta.dirname, '..') });
+  await cluster.start();
+  writeFileSync(
+    join(settingsDir, 'config.json'),
+    JSON.stringify({
+      ...DEFAULT_SETTINGS,
+      clusterAddress: `ray://${cluster.head}:10001`,
+      managerUrl: `https://${cluster.manager}:8443`,
+      cpus: 1.5,
+      memoryMiB: 3072,
+      statusPort,
+    }),
+  );
+  service = createAppService({
+    settingsDir,
+    vault: new TokenVault(settingsDir, testKeychainCodec()),
+    containerName,
+    managerCaFile: cluster.pki.caCert,
+    network: cluster.network,
+    extraEnv: { HEARTBEAT_INTERVAL: '2' },
+    pollIntervalMs: 1000,
+  });
+  session = await openRenderer(service);
+  service.onStatus((view) => void session.emit('status:changed', view));
+  service.onPull((progress) => void session.emit('pull:progress', progress));
+});
+
+afterAll(async () => {
+  await session?.close();
+  await service?.shutdown();
+  await run('docker', ['rm', '-f', '-v', containerName]);
+  await run('docker', ['volume', 'rm', '-f', `${containerName}-state`]);
+  await cluster.stop();
+});
+
+describe('the window over the real controller', () => {
+  test('the enrollment token pasted in Settings is stored encrypted, never in plain text', async () => {
+    await session.page.getByTestId('tab-settings').click();
+    await session.page.getByTestId('input-token').fill(`  ${cluster.enrollmentToken}\n`);
+    await session.page.getByTestId('save-button').click();
+    await expect.poll(() => service['token:get-state'](), { timeout: 10_000 }).toMatchObject({ stored: true });
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(join(settingsDir, 'token.enc'), 'utf8')).not.toContain(cluster.enrollmentToken);
+  });
+
+  test('turning "Contribute compute" on starts the real agent with the chosen limits; the page shows it registered and healthy', async () => {
+    await session.page.getByTestId('tab-status').click();
+    await session.page.locator('label.switch').click();
+    await expect.poll(() => text('registration'), { timeout: 180_000, interval: 1000 }).toBe('Registered');
+    await expect.poll(() => text('heartbeat'), { timeout: 60_000, interval: 1000 }).toMatch(/^Healthy/);
+    expect(await text('provider-id')).toMatch(/^prv-/);
+    const inspect = JSON.parse(await docker('inspect', containerName))[0];
+    expect(inspect.HostConfig.NanoCpus).toBe(1.5e9);
+    expect(inspect.HostConfig.Memory).toBe(3072 * 1024 ** 2);
+    expect(inspect.HostConfig.MemorySwap).toBe(3072 * 1024 ** 2);
+    expect(JSON.stringify(inspect)).not.toContain(cluster.enrollmentToken);
+  });
+
+  test('while real Ray tasks run, the page shows the running task count from the status endpoint', async () => {
+    const driver = cluster.driver(`
+import ray, time
+ray.init(address="auto", logging_level="ERROR")
+@ray.remote(num_cpus=0.25)
+def work(i):
+    time.sleep(15)
+    return i
+print(ray.get([work.remote(i) for i in range(3)]))
+`);
+    await expect.poll(() => text('task-count'), { timeout: 60_000, interval: 500 }).toBe('3');
+    await session.page.screenshot({
+      path: join(import.meta.dirname, '..', 'docs', 'screenshot-status.png'),
+      fullPage: true,
+    });
+    const result = await driver;
+    expect(result.code, result.stderr).toBe(0);
+    await expect.poll(() => text('task-count'), { timeout: 30_000, interval: 500 }).toBe('0');
+  });
+
+  test('a bad setting shows its message and changes nothing', async () => {
+    const before = JSON.parse(await docker('inspect', containerName))[0];
+    await session.page.getByTestId('tab-settings').click();
+    await session.page.getByTestId('input-clusterAddress').fill('http://not-a-ray-address');
+    await session.page.getByTestId('save-button').click();
+    await expect.poll(() => text('error-clusterAddress'), { timeout: 10_000 }).toMatch(/ray:\/\//);
+    expect((await service['settings:get']()).clusterAddress).toBe(`ray://${cluster.head}:10001`);
+    const after = JSON.parse(await docker('inspect', containerName))[0];
+    expect(after.Id).toBe(before.Id);
+    expect(after.State.StartedAt).toBe(before.State.StartedAt);
+  });
+
+  test('turning it off stops the container gracefully', async () => {
+    await session.page.getByTestId('tab-status').click();
+    await session.page.locator('label.switch').click();
+    await expect.poll(() => text('status-headline'), { timeout: 90_000, interval: 500 }).toBe('Not contributing');
+    const inspect = JSON.parse(await docker('inspect', containerName))[0];
+    expect(inspect.State.Running).toBe(false);
+    expect(inspect.State.ExitCode).toBe(0);
+    const provider = (await cluster.providers())[0];
+    expect(provider?.lastState).toBe('stopped');
+  });
+});
