@@ -23,6 +23,7 @@ import { makeTls, type TestTls, tempDir, tempDirForSuite } from './helpers.js';
 const TOKEN = 'enroll_0123456789abcdefghijklmnopqrstuvwxyzAB';
 const CREDENTIAL = 'cred_ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxw';
 const PROVIDER_ID = 'alices-desktop-7f3a';
+const BOOT_ID = '7d5f9d2e-3c1b-4a8e-9f00-1b2c3d4e5f60';
 const log = createLogger('silent');
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -415,6 +416,7 @@ describe('heartbeats against the scripted manager', () => {
           activeTasks: 3,
           recentErrors: ['raylet: something went wrong'],
         }),
+        BOOT_ID,
         log,
         controller.signal,
         new Backoff(1, 5),
@@ -430,6 +432,7 @@ describe('heartbeats against the scripted manager', () => {
       const parsed = HeartbeatRequest.safeParse(JSON.parse(request.body));
       expect(parsed.error?.issues ?? []).toEqual([]);
       expect(parsed.data?.providerId).toBe(PROVIDER_ID);
+      expect(parsed.data?.bootId).toBe(BOOT_ID);
     }
   }
 
@@ -498,6 +501,15 @@ describe('heartbeats against the scripted manager', () => {
     play(errorBody(404, 'unknown_provider', 'this manager does not know provider alices-desktop-7f3a'));
     expect(await run()).toBe('unknown_provider');
     expect(seen).toHaveLength(1);
+    expectHeartbeatRequests();
+  });
+
+  it('stops with identity_in_use on 409 identity_in_use', async () => {
+    const { run, model } = heartbeatSetup();
+    play(errorBody(409, 'identity_in_use', 'another agent is already running as this provider'));
+    expect(await run()).toBe('identity_in_use');
+    expect(seen).toHaveLength(1);
+    expect(model.heartbeat.state).toBe('stopped');
     expectHeartbeatRequests();
   });
 

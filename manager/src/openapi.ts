@@ -104,6 +104,7 @@ export function buildOpenApiDocument(): JsonObject {
               'The credential is missing or not the current one of this provider (code credential_rejected).',
             ),
             '404': error('No such provider; register again (code unknown_provider).'),
+            '409': error('Another agent process is heartbeating as this provider (code identity_in_use).'),
           },
         },
       },

@@ -156,6 +156,14 @@ export function buildServer(options: ServerOptions) {
       return sendError(reply, 401, 'credential_rejected', `the credential is not the current one for ${hb.providerId}`);
     }
     const at = now();
+    if (store.identityInUse(hb, interval, at)) {
+      return sendError(
+        reply,
+        409,
+        'identity_in_use',
+        `another agent is already running as ${hb.providerId}; stop the copy, or give it its own state volume`,
+      );
+    }
     store.recordHeartbeat(hb, at);
     const body: HeartbeatResponse = { ok: true, heartbeatIntervalSeconds: interval, serverTime: at.toISOString() };
     return reply.code(200).send(body);

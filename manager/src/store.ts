@@ -4,7 +4,7 @@ import { deriveHealth } from './health.js';
 import { generateProviderId, generateSecret, hashesEqual, hashSecret } from './tokens.js';
 
 /** Bumped whenever the schema changes; `migrate()` brings older files forward. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS enrollment_tokens (
@@ -47,7 +47,8 @@ CREATE TABLE IF NOT EXISTS providers (
   last_memory_bytes INTEGER,
   last_memory_percent REAL,
   active_tasks INTEGER NOT NULL DEFAULT 0,
-  recent_errors TEXT
+  recent_errors TEXT,
+  last_boot_id TEXT
 );
 CREATE TABLE IF NOT EXISTS settings (
   key TEXT PRIMARY KEY,
@@ -118,6 +119,7 @@ interface ProviderRow {
   last_memory_percent: number | null;
   active_tasks: number;
   recent_errors: string | null;
+  last_boot_id: string | null;
 }
 
 function tokenStatus(row: EnrollmentTokenRow, now: Date): EnrollmentTokenInfo['status'] {
@@ -174,7 +176,7 @@ function prepareStatements(db: Database.Database) {
       `UPDATE providers SET heartbeats = heartbeats + 1, last_heartbeat_at = @now, last_sent_at = @sentAt,
          last_state = @state, last_ray_node = @rayNode, last_cpu_percent = @cpuPercent,
          last_memory_bytes = @memoryBytes, last_memory_percent = @memoryPercent, active_tasks = @activeTasks,
-         recent_errors = @recentErrors
+         recent_errors = @recentErrors, last_boot_id = @bootId
        WHERE id = @id`,
     ),
     settingGet: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
@@ -225,7 +227,10 @@ export class Store {
       );
     }
     this.db.exec(SCHEMA);
-    // Future migrations: `if (version < 2) { ... }` here, each in order.
+    // Migrations, in order. v2: the boot ID of the agent process that last heartbeated.
+    const columns = this.db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('providers')").all();
+    if (!columns.some((column) => column.name === 'last_boot_id'))
+      this.db.exec('ALTER TABLE providers ADD COLUMN last_boot_id TEXT');
     if (version < SCHEMA_VERSION) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
 
@@ -355,8 +360,21 @@ export class Store {
       memoryPercent: hb.memoryPercent,
       activeTasks: hb.activeTasks,
       recentErrors: JSON.stringify(hb.recentErrors),
+      bootId: hb.bootId,
     });
     return info.changes === 1;
+  }
+
+  /**
+   * True when another agent process (another boot ID) heartbeated as this provider recently and has not said it
+   * stopped: two agents are running with one identity. The one already running keeps it.
+   */
+  identityInUse(hb: HeartbeatRequest, heartbeatIntervalSeconds: number, now: Date = new Date()): boolean {
+    const row = this.st.providerById.get(hb.providerId);
+    if (!row || row.last_boot_id === null || row.last_boot_id === hb.bootId || row.last_heartbeat_at === null)
+      return false;
+    if (row.last_state === 'stopped') return false;
+    return now.getTime() - Date.parse(row.last_heartbeat_at) < 3 * heartbeatIntervalSeconds * 1000;
   }
 
   listProviders(heartbeatIntervalSeconds: number, now: Date = new Date()): ProviderSummary[] {

@@ -311,6 +311,40 @@ describe('POST /api/heartbeat', () => {
     expect(errorCode(res.body)).toBe('unknown_provider');
   });
 
+  it('answers 409 identity_in_use to a second agent process with the same credentials; the first keeps working', async () => {
+    const reg = await register();
+    const first = await server.call('POST', '/api/heartbeat', {
+      token: reg.credential,
+      body: heartbeatBody(reg.providerId),
+    });
+    expect(first.status).toBe(200);
+    const copy = heartbeatBody(reg.providerId, { bootId: '5e2b8c41-7d3a-4f9e-8b6c-0a1d2e3f4b5c' });
+    const second = await server.call('POST', '/api/heartbeat', { token: reg.credential, body: copy });
+    expect(second.status).toBe(409);
+    expect(errorCode(second.body)).toBe('identity_in_use');
+    const again = await server.call('POST', '/api/heartbeat', {
+      token: reg.credential,
+      body: heartbeatBody(reg.providerId),
+    });
+    expect(again.status).toBe(200);
+    // Once the first says it stopped, a new process (a restarted container) takes the identity over.
+    await server.call('POST', '/api/heartbeat', {
+      token: reg.credential,
+      body: heartbeatBody(reg.providerId, { state: 'stopped', rayNode: 'stopped', activeTasks: 0 }),
+    });
+    const restarted = await server.call('POST', '/api/heartbeat', { token: reg.credential, body: copy });
+    expect(restarted.status).toBe(200);
+  });
+
+  it('lets a new process take over an identity whose last heartbeat is old (a crashed container)', async () => {
+    const reg = await register();
+    await server.call('POST', '/api/heartbeat', { token: reg.credential, body: heartbeatBody(reg.providerId) });
+    server.clock.now = new Date(server.clock.now.getTime() + 10 * 60_000);
+    const copy = heartbeatBody(reg.providerId, { bootId: '5e2b8c41-7d3a-4f9e-8b6c-0a1d2e3f4b5c' });
+    const res = await server.call('POST', '/api/heartbeat', { token: reg.credential, body: copy });
+    expect(res.status).toBe(200);
+  });
+
   it('rejects an invalid heartbeat with 400 naming the field', async () => {
     const reg = await register();
     const res = await server.call('POST', '/api/heartbeat', {

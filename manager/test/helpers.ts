@@ -233,9 +233,13 @@ export function registerBody(overrides: Record<string, unknown> = {}): Record<st
   };
 }
 
+/** One agent process; a second process with the same credentials has another. */
+export const BOOT_ID = 'a3c5e7f9-1b2d-4f6a-8c0e-2d4f6a8c0e1b';
+
 export function heartbeatBody(providerId: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     providerId,
+    bootId: BOOT_ID,
     state: 'contributing',
     rayNode: 'joined',
     cpuPercent: 12.5,

@@ -31,6 +31,8 @@ export type RegisterResponse = z.infer<typeof RegisterResponse>;
 /** POST /api/heartbeat, authorized by the provider credential. */
 export const HeartbeatRequest = z.object({
   providerId: ProviderId,
+  /** Random per agent start: two agents heartbeating with one identity show as two boot IDs. */
+  bootId: z.uuid(),
   state: AgentState,
   rayNode: RayNodeState,
   /** Container CPU use as a percentage of the CPU limit (0-100). */

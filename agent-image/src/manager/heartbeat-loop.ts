@@ -4,7 +4,7 @@ import type { StatusModel } from '../status/status-model.js';
 import { Backoff, sleep } from '../supervisor/backoff.js';
 import { type ManagerClient, ManagerError } from './manager-client.js';
 
-export type HeartbeatStop = 'stopped' | 'revoked' | 'unknown_provider';
+export type HeartbeatStop = 'stopped' | 'revoked' | 'unknown_provider' | 'identity_in_use';
 
 /**
  * Sends a heartbeat every interval. Failures back off (capped at 60 s, honouring a capped Retry-After) while Ray
@@ -15,7 +15,8 @@ export async function runHeartbeats(
   client: ManagerClient,
   model: StatusModel,
   credential: () => { providerId: string; credential: string },
-  body: () => Omit<HeartbeatRequest, 'providerId' | 'sentAt'>,
+  body: () => Omit<HeartbeatRequest, 'providerId' | 'sentAt' | 'bootId'>,
+  bootId: string,
   log: Logger,
   signal: AbortSignal,
   backoff = new Backoff(2_000, 60_000),
@@ -31,7 +32,7 @@ export async function runHeartbeats(
     try {
       const sentAt = new Date();
       const { body: answer, date } = await client.heartbeat(
-        { ...body(), providerId, sentAt: sentAt.toISOString() },
+        { ...body(), providerId, bootId, sentAt: sentAt.toISOString() },
         secret,
         signal,
       );
@@ -54,6 +55,10 @@ export async function runHeartbeats(
       if (signal.aborted) break;
       if (!(error instanceof ManagerError)) throw error;
       if (error.kind === 'http' && error.status === 404 && error.code === 'unknown_provider') return 'unknown_provider';
+      if (error.kind === 'http' && error.status === 409 && error.code === 'identity_in_use') {
+        beat.state = 'stopped';
+        return 'identity_in_use';
+      }
       if (error.kind === 'http' && (error.status === 401 || error.status === 403)) {
         beat.state = 'stopped';
         return 'revoked';

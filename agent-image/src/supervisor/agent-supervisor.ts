@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { HeartbeatRequest } from '@ray-agent/protocol';
 import type { FastifyInstance } from 'fastify';
@@ -53,6 +54,8 @@ export class AgentSupervisor {
   private sampler: NodeJS.Timeout | undefined;
   private signals = 0;
   private readonly nodeIp: string;
+  /** Tells this agent process apart from a copy running with the same credentials. */
+  private readonly bootId = randomUUID();
   private joinedCluster: string | null | undefined;
   private headLost = false;
   private checkingHead = false;
@@ -184,10 +187,20 @@ export class AgentSupervisor {
         model,
         () => ({ providerId: this.credentials?.providerId ?? '', credential: this.credentials?.credential ?? '' }),
         () => this.heartbeatBody(),
+        this.bootId,
         log,
         this.heartbeatsDone.signal,
       );
       if (outcome === 'stopped') return;
+      if (outcome === 'identity_in_use') {
+        log.error('another agent is already running with these credentials: leaving the cluster');
+        model.fail(
+          'identity_in_use',
+          'identity in use: another agent is already running as this provider (a copied state volume?); stop one of them, or give this one its own state volume',
+        );
+        await this.leaveCluster();
+        return;
+      }
       if (outcome === 'revoked') {
         log.error('the manager rejected this provider credential: leaving the cluster');
         model.registration.state = 'needs_reregistration';
@@ -219,7 +232,7 @@ export class AgentSupervisor {
     model.setState('error');
   }
 
-  private heartbeatBody(): Omit<HeartbeatRequest, 'providerId' | 'sentAt'> {
+  private heartbeatBody(): Omit<HeartbeatRequest, 'providerId' | 'sentAt' | 'bootId'> {
     const { model } = this.deps;
     return {
       state: model.current,
@@ -238,7 +251,12 @@ export class AgentSupervisor {
     const timeout = AbortSignal.timeout(3_000);
     try {
       await this.client.heartbeat(
-        { ...this.heartbeatBody(), providerId: credentials.providerId, sentAt: new Date().toISOString() },
+        {
+          ...this.heartbeatBody(),
+          providerId: credentials.providerId,
+          bootId: this.bootId,
+          sentAt: new Date().toISOString(),
+        },
         credentials.credential,
         timeout,
       );
