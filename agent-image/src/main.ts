@@ -1,3 +1,5 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { type AgentConfig, ConfigError, loadConfig } from './config/agent-config.js';
 import { formatGcsAddress } from './config/ray-head.js';
 import { cgroupReader, hostCpus, hostMemory, shmSize } from './limits/cgroup.js';
@@ -15,6 +17,16 @@ declare const AGENT_VERSION: string;
 const VERSION = typeof AGENT_VERSION === 'string' ? AGENT_VERSION : '0.0.0-dev';
 const RAY_BIN = process.env.RAY_AGENT_RAY_BIN ?? 'ray';
 const PYTHON = process.env.RAY_AGENT_PYTHON ?? 'python3';
+
+/** Why a file cannot be created in `dir`, or undefined when it can. */
+function tmpUnwritable(dir: string): string | undefined {
+  try {
+    rmSync(mkdtempSync(join(dir, '.ray-agent-probe-')), { recursive: true });
+    return undefined;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code ?? String(error);
+  }
+}
 
 function fatal(code: number, line: string): never {
   // One line, for a person reading `docker logs`.
@@ -51,6 +63,13 @@ async function main(): Promise<void> {
     if (error instanceof StateDirError) fatal(ExitCode.stateDirUnusable, `STATE_DIR: ${error.message}`);
     throw error;
   }
+  // Ray keeps its session files, sockets and logs under /tmp; on a read-only root it would fail far from the cause.
+  const rayTempProblem = tmpUnwritable('/tmp');
+  if (rayTempProblem)
+    fatal(
+      ExitCode.tmpUnwritable,
+      `/tmp is not writable (${rayTempProblem}) and Ray keeps its session files there; with --read-only, also give the container --tmpfs /tmp:rw,exec,size=2g`,
+    );
   const installId = store.installId();
 
   const model = new StatusModel(VERSION, formatGcsAddress(config.gcs), config.manager.base, {

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { type AddressInfo, createServer as createTcpServer } from 'node:net';
+import { Writable } from 'node:stream';
 import { HeartbeatRequest, RegisterRequest } from '@ray-agent/protocol';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { type ManagerEndpoints, parseManagerUrl } from '../src/config/manager-url.js';
@@ -15,16 +16,37 @@ import { createLogger } from '../src/log.js';
 import { runHeartbeats } from '../src/manager/heartbeat-loop.js';
 import { ManagerClient, type ManagerClientOptions, ManagerError } from '../src/manager/manager-client.js';
 import { EnrollmentRejectedError, register } from '../src/manager/registration.js';
-import { StateStore } from '../src/state/state-store.js';
+import { type Credentials, StateStore } from '../src/state/state-store.js';
 import { StatusModel } from '../src/status/status-model.js';
 import { Backoff } from '../src/supervisor/backoff.js';
-import { makeTls, type TestTls, tempDir, tempDirForSuite } from './helpers.js';
+import { makeTls, type TestTls, tempDir, tempDirForSuite, waitFor } from './helpers.js';
 
 const TOKEN = 'enroll_0123456789abcdefghijklmnopqrstuvwxyzAB';
 const CREDENTIAL = 'cred_ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxw';
 const PROVIDER_ID = 'alices-desktop-7f3a';
 const BOOT_ID = '7d5f9d2e-3c1b-4a8e-9f00-1b2c3d4e5f60';
 const log = createLogger('silent');
+
+/** The agent's real logger, writing into memory: what a person would read in `docker logs`. */
+function capturedLog() {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { log: createLogger('info', sink), lines };
+}
+
+/** The real state store, counting credential writes. */
+class CountingStore extends StateStore {
+  saves = 0;
+  override saveCredentials(credentials: Credentials): void {
+    this.saves += 1;
+    super.saveCredentials(credentials);
+  }
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The scripted server.
@@ -169,24 +191,43 @@ describe('registration against the scripted manager', () => {
       registered(),
     );
     const dir = tempDir('agent-state-');
-    const store = new StateStore(dir);
+    const store = new CountingStore(dir);
     store.preflight();
     const body = { ...registerBody(), installId: store.installId() };
     const retries: ManagerError[] = [];
+    const waits: number[] = [];
+    const captured = capturedLog();
     const credentials = await register(
       client(),
       store,
       body,
       TOKEN,
       endpoints.base,
-      log,
+      captured.log,
       new AbortController().signal,
-      (error) => retries.push(error),
-      new Backoff(1, 5),
+      (error, waitMs) => {
+        retries.push(error);
+        waits.push(waitMs);
+        expect(existsSync(store.credentialsPath)).toBe(false); // nothing is written before a good answer
+      },
+      new Backoff(20, 200),
     );
     expect(seen).toHaveLength(4);
     expectRegisterRequests(body); // the same install ID every time: the idempotency key
     expect(retries.map((error) => error.status)).toEqual([503, 503, 503]);
+    // Full jitter: the n-th wait lies in [base/2, min(cap, base * 2^n)], and the next request waited it out.
+    waits.forEach((wait, n) => {
+      expect(wait).toBeGreaterThanOrEqual(10);
+      expect(wait).toBeLessThanOrEqual(Math.min(200, 20 * 2 ** n));
+      expect((seen[n + 1]?.at ?? 0) - (seen[n]?.at ?? 0)).toBeGreaterThanOrEqual(wait - 2);
+    });
+    expect(store.saves).toBe(1);
+    const messages = captured.lines.map((line) => JSON.parse(line).msg);
+    expect(messages.filter((msg) => msg === 'registration failed; retrying')).toHaveLength(1);
+    expect(messages.filter((msg) => msg === 'registered with the manager')).toHaveLength(1);
+    expect(JSON.parse(captured.lines.at(-1) ?? '{}')).toMatchObject({ attempts: 4, providerId: PROVIDER_ID });
+    expect(captured.lines.join('\n')).not.toContain(TOKEN);
+    expect(captured.lines.join('\n')).not.toContain(CREDENTIAL);
     expect(credentials).toMatchObject({
       version: 1,
       providerId: PROVIDER_ID,
@@ -273,6 +314,59 @@ describe('registration against the scripted manager', () => {
       ['invalid_response', 404],
     ]);
     expect(retries[0]?.message).toMatch(/unexpected body: <html>/);
+  });
+
+  // Issue 4, case 4: each bad answer is rejected by the schema or the size limit, nothing is persisted, and the
+  // agent's log keeps only a short excerpt of what the server sent.
+  const tenMegabytes = Buffer.alloc(10 * 1024 * 1024, 'x');
+  tenMegabytes.write('{"providerId":"', 0);
+  it.each([
+    [
+      'malformed JSON',
+      { status: 200, body: `{"providerId": "${PROVIDER_ID}", "credential": "${'y'.repeat(5_000)}`, headers: {} },
+      /unexpected body: \{"providerId": "alices-desktop-7f3a", "credential": "y+…$/,
+    ],
+    [
+      'wrong types',
+      json(200, { providerId: 42, credential: true, heartbeatIntervalSeconds: '10', serverTime: 'yesterday' }),
+      /unexpected body: \{"providerId":42,"credential":true,"heartbeatIntervalSeconds":"10","serverTime":"yesterday"\}$/,
+    ],
+    [
+      'a 10 MB body',
+      { status: 200, body: tenMegabytes, headers: { 'content-type': 'application/json' } },
+      /more than 65536 bytes$/,
+    ],
+  ] as const)('rejects %s from register: retried, nothing persisted, a short log line', async (_name, bad, message) => {
+    play(bad, registered());
+    const store = new CountingStore(tempDir('agent-state-'));
+    store.preflight();
+    const captured = capturedLog();
+    const retries: ManagerError[] = [];
+    const credentials = await register(
+      client(),
+      store,
+      registerBody(),
+      TOKEN,
+      endpoints.base,
+      captured.log,
+      new AbortController().signal,
+      (error) => {
+        retries.push(error);
+        expect(existsSync(store.credentialsPath)).toBe(false);
+      },
+      new Backoff(1, 5),
+    );
+    expect(retries).toHaveLength(1);
+    expect(retries[0]).toMatchObject({ kind: 'invalid_response', status: 200, retryable: true });
+    expect(retries[0]?.message).toMatch(message);
+    // The excerpt of the body is at most 200 characters (plus an ellipsis).
+    const excerpt = retries[0]?.message.split('unexpected body: ')[1] ?? '';
+    expect(excerpt.length).toBeLessThanOrEqual(201);
+    expect(credentials?.providerId).toBe(PROVIDER_ID);
+    expect(store.saves).toBe(1);
+    const warn = captured.lines.map((line) => JSON.parse(line)).find((entry) => entry.level === 40);
+    expect(warn).toMatchObject({ msg: 'registration failed; retrying', status: 200, err: retries[0]?.message });
+    for (const line of captured.lines) expect(Buffer.byteLength(line)).toBeLessThan(512);
   });
 
   it('stops retrying when its signal aborts', async () => {
@@ -477,6 +571,26 @@ describe('heartbeats against the scripted manager', () => {
     expect(failuresAtRetry).toBe(1);
     // A correctness bound (the loop must wait out Retry-After), not a speed assertion.
     expect((seen[1]?.at ?? 0) - (seen[0]?.at ?? 0)).toBeGreaterThanOrEqual(1_900);
+  });
+
+  it('caps a huge Retry-After at 300 s: rate_limited in the status, and no request meanwhile', async () => {
+    const { model, controller, run } = heartbeatSetup();
+    play(errorBody(429, 'rate_limited', 'slow down', { 'retry-after': '86400' }), beatAccepted(1));
+    const outcome = run();
+    const limited = await waitFor(() => model.heartbeat.state === 'rate_limited');
+    expect(limited).toBe(true);
+    const status = model.snapshot();
+    expect(status.heartbeat.state).toBe('rate_limited');
+    expect(status.heartbeat.consecutiveFailures).toBe(1);
+    expect(status.lastError?.code).toBe('heartbeat_failing');
+    const waitSeconds = (Date.parse(status.heartbeat.nextAttemptAt ?? '') - Date.now()) / 1000;
+    expect(waitSeconds).toBeGreaterThan(295); // the day asked for is capped at 300 s, not ignored
+    expect(waitSeconds).toBeLessThanOrEqual(300);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    expect(seen).toHaveLength(1);
+    controller.abort(); // stopping must not wait out the 300 s
+    expect(await outcome).toBe('stopped');
+    expect(seen).toHaveLength(1);
   });
 
   it('keeps going through failures and recovers', async () => {

@@ -1,5 +1,5 @@
 import { type IncomingHttpHeaders, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { StatusDocument } from '@ray-agent/protocol';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -226,6 +226,40 @@ describe('status endpoint', () => {
     if ('status' in tooBig) expect(tooBig.status).toBe(431);
     else expect(tooBig.error.code ?? tooBig.error.message).toMatch(/ECONNRESET|EPIPE|socket hang up/);
   });
+
+  it('cuts off a slow client (headers sent byte by byte) and a silent one at the 5 s request timeout', async () => {
+    const slowClient = (dribble: boolean) =>
+      new Promise<{ seconds: number; answer: string; bytesSent: number }>((resolve) => {
+        const socket = connect(port, '127.0.0.1');
+        const started = Date.now();
+        const text = `GET /status HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nX-Slow: ${'a'.repeat(500)}`;
+        let sent = 0;
+        let answer = '';
+        // One byte every 200 ms: 5 bytes a second, never finishing the headers within the timeout.
+        const timer = dribble
+          ? setInterval(() => {
+              if (!socket.destroyed && sent < text.length) socket.write(text.charAt(sent++));
+            }, 200)
+          : undefined;
+        socket.on('data', (chunk: Buffer) => {
+          answer += chunk.toString('latin1');
+        });
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          clearInterval(timer);
+          resolve({ seconds: (Date.now() - started) / 1000, answer, bytesSent: sent });
+        });
+      });
+    const [slow, silent] = await Promise.all([slowClient(true), slowClient(false)]);
+    for (const client of [slow, silent]) {
+      // Cut off after the 5 s timeout, checked every second: not held for Node's default 30 s.
+      expect(client.seconds).toBeGreaterThanOrEqual(5);
+      expect(client.seconds).toBeLessThan(7.5);
+      expect(client.answer).toMatch(/^(HTTP\/1\.1 408 Request Timeout\r\n|$)/);
+      expect(client.answer).not.toContain('gcsAddress');
+    }
+    expect(slow.bytesSent).toBeGreaterThan(20);
+  }, 15_000);
 
   it('never shows the enrollment token', async () => {
     model.fail('heartbeat_failing', 'heartbeats are failing: the manager answered 503');

@@ -217,7 +217,11 @@ export class Agent0 {
   }
 
   async status(): Promise<StatusDocument> {
-    const response = await request(`http://127.0.0.1:${this.statusPort}/status`);
+    const response = await request(`http://127.0.0.1:${this.statusPort}/status`).catch(async (error) => {
+      // A container that was restarted is published on a new host port.
+      await this.restarted().catch(() => undefined);
+      throw error;
+    });
     if (response.statusCode !== 200) throw new Error(`status ${response.statusCode}`);
     return StatusDocument.parse(await response.body.json());
   }

@@ -28,7 +28,14 @@ export function buildStatusServer(model: StatusModel, metrics: Registry): Fastif
     logger: false,
     serverFactory: (handler) =>
       createServer(
-        { maxHeaderSize: 8 * 1024, requestTimeout: 5_000, headersTimeout: 5_000, keepAliveTimeout: 5_000 },
+        {
+          maxHeaderSize: 8 * 1024,
+          requestTimeout: 5_000,
+          headersTimeout: 5_000,
+          keepAliveTimeout: 5_000,
+          // Node checks the two timeouts above only this often (default 30 s): a slow client would be held 30 s.
+          connectionsCheckingInterval: 1_000,
+        },
         handler,
       ),
     bodyLimit: 1024,

@@ -94,7 +94,8 @@ export class AgentSupervisor {
       model.ray.state = 'stopping';
       await this.node.stop(config.drainDeadlineSeconds + 5);
     }
-    await rayStopForce(this.deps.rayBin);
+    // The sweep starts Python (1-2 s): skip it when no Ray node was ever started, so a stop during backoff is quick.
+    if (this.node) await rayStopForce(this.deps.rayBin);
     model.ray.state = 'stopped';
     this.heartbeatsDone.abort();
     if (this.sampler) clearInterval(this.sampler);

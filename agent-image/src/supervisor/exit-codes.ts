@@ -5,4 +5,6 @@ export const ExitCode = {
   badConfig: 2,
   enrollmentRejected: 3,
   stateDirUnusable: 5,
+  /** /tmp (Ray's session files, sockets and logs) is not writable: a read-only root without a tmpfs. */
+  tmpUnwritable: 6,
 } as const;
