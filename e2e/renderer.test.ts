@@ -445,6 +445,32 @@ describe('the window with a scripted service', () => {
     }
   });
 
+  it('a container changed by hand: the page asks before replacing it, and replaces only on yes', async () => {
+    const service = new ScriptedService();
+    service.settings = { ...service.settings, clusterAddress: 'ray://ray-head.lan:10001' };
+    service.contributeAnswer = {
+      ok: false,
+      error: 'the container ray-agent was changed outside this app (the Docker socket is mounted)',
+      confirmReplace: true,
+    };
+    const s = await open(service);
+    const dialogs: string[] = [];
+    let accept = false;
+    s.page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void (accept ? dialog.accept() : dialog.dismiss());
+    });
+    await s.page.locator('label.switch').click();
+    await expect.poll(() => dialogs.length).toBe(1);
+    expect(dialogs[0]).toContain('changed outside this app');
+    await expect.poll(() => text(s, 'contribute-error')).toContain('changed outside this app');
+    expect(service.callsTo('container:replace')).toEqual([]);
+    accept = true;
+    await s.page.locator('label.switch').click();
+    await expect.poll(() => service.callsTo('container:replace')).toEqual([[]]);
+    expect(dialogs).toHaveLength(2);
+  });
+
   it('calls the bridge cannot make: a bad payload is refused by the IPC checks before the service', async () => {
     const service = new ScriptedService();
     const s = await open(service);
@@ -455,7 +481,7 @@ describe('the window with a scripted service', () => {
     expect(service.callsTo('logs:tail')).toEqual([[2000]]);
   });
 
-  it('saves a screenshot of the status page to docs/screenshot-status.png', async () => {
+  it('with a scripted status, renders the contributing page (screenshot kept in e2e/artifacts; the README shows the real one from tray-app.test.ts)', async () => {
     const service = new ScriptedService();
     service.settings = { ...service.settings, clusterAddress: 'ray://ray-head.lan:10001', contribute: true };
     const view: StatusView = statusView({
@@ -472,7 +498,7 @@ describe('the window with a scripted service', () => {
     service.status = view;
     const s = await open(service, { viewport: { width: 820, height: 560 } });
     expect(await text(s, 'status-headline')).toBe('Contributing to ray-head.lan');
-    mkdirSync(`${root}/docs`, { recursive: true });
-    await s.page.screenshot({ path: `${root}/docs/screenshot-status.png`, fullPage: true });
+    mkdirSync(`${root}/e2e/artifacts`, { recursive: true });
+    await s.page.screenshot({ path: `${root}/e2e/artifacts/screenshot-status-scripted.png`, fullPage: true });
   });
 });

@@ -9,7 +9,7 @@ import type {
   StatusView,
   TokenState,
 } from '@ray-agent/protocol';
-import { AgentContainer, type AgentSpec, type AgentStatus } from './agent-container.js';
+import { AgentContainer, type AgentSpec, type AgentStatus, DriftError } from './agent-container.js';
 import { DockerEngine, type EngineState } from './docker-engine.js';
 import { Playground } from './playground.js';
 import { SettingsStore } from './settings-store.js';
@@ -138,7 +138,7 @@ export class AppService implements RayAgentService {
     return this.options.vault.set(token);
   }
 
-  async 'contribute:set'(on: boolean): Promise<{ ok: true } | { ok: false; error: string }> {
+  async 'contribute:set'(on: boolean): Promise<ReturnType<InvokeChannels['contribute:set']>> {
     if (on) {
       const missing = this.missingForContribution();
       if (missing) return { ok: false, error: missing };
@@ -148,6 +148,17 @@ export class AppService implements RayAgentService {
     this.settings = saved.settings;
     try {
       await this.applyContribution();
+      return { ok: true };
+    } catch (error) {
+      // A container changed by hand is replaced only after the person says yes (container:replace).
+      if (error instanceof DriftError) return { ok: false, error: error.message, confirmReplace: true };
+      return { ok: false, error: (error as Error).message };
+    }
+  }
+
+  async 'container:replace'(): Promise<{ ok: true } | { ok: false; error: string }> {
+    try {
+      await this.applyContribution({ confirmDrift: true });
       return { ok: true };
     } catch (error) {
       return { ok: false, error: (error as Error).message };
@@ -210,7 +221,7 @@ export class AppService implements RayAgentService {
   }
 
   /** Brings the container in line with the settings: running the agent as configured, or stopped. */
-  private async applyContribution(): Promise<void> {
+  private async applyContribution(options: { confirmDrift?: boolean } = {}): Promise<void> {
     if (!this.settings.contribute) {
       this.stopping = true;
       this.publish();
@@ -231,7 +242,7 @@ export class AppService implements RayAgentService {
       throw new Error(this.missingForContribution() ?? 'the agent is not configured');
     }
     this.pull = undefined;
-    await this.agent.up(spec, (progress) => this.emitPull(progress));
+    await this.agent.up(spec, (progress) => this.emitPull(progress), options);
     await this.refresh();
   }
 

@@ -13,6 +13,7 @@ import {
 import type { RayAgentService } from '../../electron/src/ipc-main.js';
 
 type Answer = { ok: true } | { ok: false; error: string };
+type ContributeAnswer = Answer | { ok: false; error: string; confirmReplace: true };
 
 export const GiB = 1024 ** 3;
 
@@ -48,7 +49,8 @@ export class ScriptedService implements RayAgentService {
   token: string | null = null;
   tokenUnavailableReason: string | null = null;
   logs = '';
-  contributeAnswer: Answer = { ok: true };
+  contributeAnswer: ContributeAnswer = { ok: true };
+  replaceAnswer: Answer = { ok: true };
   playgroundAnswer: Answer = { ok: true };
 
   #record(channel: InvokeChannel, args: unknown[]): void {
@@ -86,10 +88,16 @@ export class ScriptedService implements RayAgentService {
     return { ok: true };
   }
 
-  async 'contribute:set'(on: boolean): Promise<Answer> {
+  async 'contribute:set'(on: boolean): Promise<ContributeAnswer> {
     this.#record('contribute:set', [on]);
     if (this.contributeAnswer.ok) this.settings = { ...this.settings, contribute: on };
     return this.contributeAnswer;
+  }
+
+  async 'container:replace'(): Promise<Answer> {
+    this.#record('container:replace', []);
+    if (this.replaceAnswer.ok) this.settings = { ...this.settings, contribute: true };
+    return this.replaceAnswer;
   }
 
   async 'status:get'(): Promise<StatusView> {

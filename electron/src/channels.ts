@@ -10,6 +10,7 @@ const INVOKE: { readonly [C in InvokeChannel]: true } = {
   'token:get-state': true,
   'token:set': true,
   'contribute:set': true,
+  'container:replace': true,
   'status:get': true,
   'limits:get': true,
   'logs:tail': true,

@@ -31,6 +31,7 @@ const PAYLOADS: { readonly [C in InvokeChannel]: z.ZodType } = {
   'token:get-state': z.tuple([]),
   'token:set': z.tuple([z.string().max(8192)]),
   'contribute:set': z.tuple([z.boolean()]),
+  'container:replace': z.tuple([]),
   'status:get': z.tuple([]),
   'limits:get': z.tuple([]),
   'logs:tail': z.tuple([z.number().int().min(1).max(5000)]),

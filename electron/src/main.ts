@@ -121,6 +121,11 @@ async function start(): Promise<void> {
       refreshTray();
       return answer;
     },
+    'container:replace': async () => {
+      const answer = await appService['container:replace']();
+      refreshTray();
+      return answer;
+    },
     'status:get': () => appService['status:get'](),
     'limits:get': () => appService['limits:get'](),
     'logs:tail': (lines) => appService['logs:tail'](lines),

@@ -50,6 +50,7 @@ function standInService(): RayAgentService & { calls: Array<[string, unknown[]]>
     'token:get-state': record('token:get-state', { stored: false, unavailableReason: null }),
     'token:set': record('token:set', { ok: true as const }),
     'contribute:set': record('contribute:set', { ok: true as const }),
+    'container:replace': record('container:replace', { ok: true as const }),
     'status:get': record('status:get', VIEW),
     'limits:get': record('limits:get', { docker: null, host: { cpus: 2, memoryBytes: 2 ** 34, model: 'x' } }),
     'logs:tail': record('logs:tail', 'line\n'),

@@ -19,7 +19,10 @@ export interface InvokeChannels {
   'settings:save': (patch: SettingsPatch) => SaveResult;
   'token:get-state': () => TokenState;
   'token:set': (token: string) => { ok: true } | { ok: false; error: string };
-  'contribute:set': (on: boolean) => { ok: true } | { ok: false; error: string };
+  /** confirmReplace: the agent container was changed outside the app; replacing it needs the person's yes. */
+  'contribute:set': (on: boolean) => { ok: true } | { ok: false; error: string; confirmReplace?: boolean };
+  /** The person confirmed replacing a container that was changed outside the app. */
+  'container:replace': () => { ok: true } | { ok: false; error: string };
   'status:get': () => StatusView;
   'limits:get': () => OfferableLimits;
   'logs:tail': (lines: number) => string;
@@ -44,6 +47,7 @@ export const INVOKE_CHANNELS: readonly InvokeChannel[] = [
   'token:get-state',
   'token:set',
   'contribute:set',
+  'container:replace',
   'status:get',
   'limits:get',
   'logs:tail',

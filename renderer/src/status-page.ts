@@ -81,7 +81,19 @@ export class StatusPage {
     show('contribute-error', false);
     try {
       const answer = await this.#api['contribute:set'](wanted);
-      if (answer.ok) {
+      if (
+        !answer.ok &&
+        answer.confirmReplace &&
+        window.confirm(`${answer.error}\n\nReplace it with the container this app makes?`)
+      ) {
+        const replaced = await this.#api['container:replace']();
+        if (replaced.ok) {
+          if (this.#settings) this.#settings = { ...this.#settings, contribute: wanted };
+        } else {
+          setText('contribute-error', replaced.error);
+          show('contribute-error', true);
+        }
+      } else if (answer.ok) {
         if (this.#settings) this.#settings = { ...this.#settings, contribute: wanted };
       } else {
         setText('contribute-error', answer.error);

@@ -45,6 +45,10 @@ export function createAppService(options: { settingsDir: string; vault: TokenVau
       settings = { ...settings, contribute: on };
       return { ok: true as const };
     },
+    async 'container:replace'() {
+      calls.push(['container:replace', []]);
+      return { ok: true as const };
+    },
     async 'status:get'() {
       return view;
     },
