@@ -228,6 +228,7 @@ describe('registration against the scripted manager', () => {
     expect(JSON.parse(captured.lines.at(-1) ?? '{}')).toMatchObject({ attempts: 4, providerId: PROVIDER_ID });
     expect(captured.lines.join('\n')).not.toContain(TOKEN);
     expect(captured.lines.join('\n')).not.toContain(CREDENTIAL);
+    console.warn(`register 503x3: 4 requests, waits ${waits.join('/')} ms, ${store.saves} credentials write`);
     expect(credentials).toMatchObject({
       version: 1,
       providerId: PROVIDER_ID,
@@ -336,7 +337,7 @@ describe('registration against the scripted manager', () => {
       { status: 200, body: tenMegabytes, headers: { 'content-type': 'application/json' } },
       /more than 65536 bytes$/,
     ],
-  ] as const)('rejects %s from register: retried, nothing persisted, a short log line', async (_name, bad, message) => {
+  ] as const)('rejects %s from register: retried, nothing persisted, a short log line', async (name, bad, message) => {
     play(bad, registered());
     const store = new CountingStore(tempDir('agent-state-'));
     store.preflight();
@@ -367,6 +368,8 @@ describe('registration against the scripted manager', () => {
     const warn = captured.lines.map((line) => JSON.parse(line)).find((entry) => entry.level === 40);
     expect(warn).toMatchObject({ msg: 'registration failed; retrying', status: 200, err: retries[0]?.message });
     for (const line of captured.lines) expect(Buffer.byteLength(line)).toBeLessThan(512);
+    const longest = Math.max(...captured.lines.map((line) => Buffer.byteLength(line)));
+    console.warn(`register answered with ${name}: rejected, 1 retry, longest log line ${longest} B`);
   });
 
   it('stops retrying when its signal aborts', async () => {

@@ -171,6 +171,7 @@ describe('main.ts wiring, with stand-ins for Electron and the app service', () =
     expect([...electron.handlers.keys()].sort()).toEqual(
       [
         'contribute:set',
+        'container:replace',
         'limits:get',
         'logs:tail',
         'playground:start',

@@ -1,5 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { RayPorts } from '../config/agent-config.js';
 import { formatGcsAddress, type GcsAddress } from '../config/ray-head.js';
@@ -154,8 +155,28 @@ export class RayNode extends EventEmitter<RayNodeEvents> {
   }
 }
 
-/** Sweeps every Ray process left in this container (safe: the container holds only this node). */
-export function rayStopForce(rayBin: string): Promise<void> {
+/** Ray's processes: the raylet and GCS binaries, retitled workers (`ray::`), and Ray's Python helpers. */
+const RAY_PROCESS = /^ray::|(^|\/)(raylet|gcs_server)\0|site-packages\/ray\/|\/ray\0(start|stop)\0/;
+
+/** Whether any Ray process other than this one is left, from /proc (zombies have no cmdline and do not count). */
+export function rayProcessesLeft(procRoot = '/proc'): boolean {
+  for (const pid of readdirSync(procRoot)) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      if (RAY_PROCESS.test(readFileSync(`${procRoot}/${pid}/cmdline`, 'latin1'))) return true;
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return false;
+}
+
+/**
+ * Sweeps every Ray process left in this container (safe: the container holds only this node). Skipped when none
+ * is left, as after a clean drain: `ray stop` starts Python, about a second of a stop that should take less than 3.
+ */
+export function rayStopForce(rayBin: string, procRoot = '/proc'): Promise<void> {
+  if (!rayProcessesLeft(procRoot)) return Promise.resolve();
   return new Promise((resolve) => {
     execFile(
       rayBin,
