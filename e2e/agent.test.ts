@@ -109,14 +109,23 @@ describe('joining and registering', () => {
     const status = JSON.stringify(await agent.status());
     expect(status).not.toContain(cluster.enrollmentToken);
     expect(await agent.logs()).not.toContain(cluster.enrollmentToken);
-    // The Ray processes do not inherit the token file variable either.
-    const rayEnv = await docker(
-      'exec',
-      agent.name,
-      'sh',
-      '-c',
-      'cat /proc/$(pgrep -f raylet | head -n1)/environ | tr "\\0" "\\n"',
-    );
+    // The Ray processes do not inherit the token file variable, while the agent itself has it.
+    const environ = (pattern: string) =>
+      docker(
+        'exec',
+        agent.name,
+        'node',
+        '-e',
+        `const fs = require('fs');
+         const pid = fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p) && p !== String(process.pid)).find((p) => {
+           try { return new RegExp(${JSON.stringify(pattern)}).test(fs.readFileSync('/proc/' + p + '/cmdline', 'utf8')); } catch { return false; }
+         });
+         if (!pid) { console.error('no process matches'); process.exit(3); }
+         process.stdout.write(fs.readFileSync('/proc/' + pid + '/environ', 'utf8').split('\\0').join('\\n'));`,
+      );
+    expect(await environ('agent\\.mjs')).toContain('AGENT_TOKEN_FILE=');
+    const rayEnv = await environ('/raylet/raylet');
+    expect(rayEnv).toContain('RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL=minor');
     expect(rayEnv).not.toContain('AGENT_TOKEN');
   });
 });

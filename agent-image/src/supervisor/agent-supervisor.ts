@@ -9,7 +9,7 @@ import type { RayResources } from '../limits/ray-resources.js';
 import type { Logger } from '../log.js';
 import { runHeartbeats } from '../manager/heartbeat-loop.js';
 import { ManagerClient } from '../manager/manager-client.js';
-import { register } from '../manager/registration.js';
+import { EnrollmentRejectedError, register } from '../manager/registration.js';
 import { probeGcs } from '../ray/gcs-probe.js';
 import { RayLogWatcher } from '../ray/log-watcher.js';
 import { preflightCluster } from '../ray/preflight.js';
@@ -17,6 +17,7 @@ import { TaskCounter } from '../ray/task-counter.js';
 import type { Credentials, StateStore } from '../state/state-store.js';
 import type { StatusModel } from '../status/status-model.js';
 import { Backoff, sleep } from './backoff.js';
+import { ExitCode } from './exit-codes.js';
 import { primaryAddress } from './host-facts.js';
 import { RayNode, rayStopForce } from './ray-node.js';
 import { UsageSampler } from './usage-sampler.js';
@@ -58,6 +59,8 @@ export class AgentSupervisor {
   private readonly bootId = randomUUID();
   private joinedCluster: string | null | undefined;
   private headLost = false;
+  /** Set when the agent itself stops the node to rejoin (e.g. under a new provider ID). */
+  private rejoinReason: string | undefined;
   private checkingHead = false;
 
   constructor(private readonly deps: SupervisorDeps) {
@@ -146,15 +149,14 @@ export class AgentSupervisor {
       return true;
     } catch (error) {
       const message = (error as Error).message;
+      const rejected = error instanceof EnrollmentRejectedError;
       model.registration.state = 'rejected';
       model.setState('error');
-      model.fail(
-        (error as Error).name === 'EnrollmentRejectedError' ? 'enrollment_rejected' : 'registration_failed',
-        message,
-      );
+      model.fail(rejected ? 'enrollment_rejected' : 'registration_failed', message);
       log.error({ err: message }, 'registration failed');
       // Stay up a moment so the tray can read why, then exit with a code a restart policy can tell apart.
-      setTimeout(() => void this.deps.statusServer.close().then(() => this.deps.exit(3)), 2_000).unref();
+      const code = rejected ? ExitCode.enrollmentRejected : ExitCode.registrationFailed;
+      setTimeout(() => void this.deps.statusServer.close().then(() => this.deps.exit(code)), 2_000).unref();
       return false;
     }
   }
@@ -220,7 +222,9 @@ export class AgentSupervisor {
         await this.leaveCluster();
         return;
       }
-      if (this.node?.running) await this.node.stop(this.deps.config.drainDeadlineSeconds + 5); // rejoin with the new ID
+      // Rejoin under the new provider ID (its label and resource name it); this stop is not a failure.
+      this.rejoinReason = `registered again as ${model.registration.providerId}`;
+      if (this.node?.running) await this.node.stop(this.deps.config.drainDeadlineSeconds + 5);
     }
   }
 
@@ -306,6 +310,13 @@ export class AgentSupervisor {
       if (signal.aborted) break;
       joinedBefore ||= exit.joined;
       if (exit.joined) backoff.reset();
+      if (this.rejoinReason) {
+        log.info({ reason: this.rejoinReason }, 'rejoining the cluster');
+        this.rejoinReason = undefined;
+        model.setState('reconnecting');
+        await rayStopForce(this.deps.rayBin);
+        continue;
+      }
       model.ray.restarts += 1;
       model.ray.joinedAt = null;
       const reason = exit.lastLines

@@ -7,4 +7,6 @@ export const ExitCode = {
   stateDirUnusable: 5,
   /** /tmp (Ray's session files, sockets and logs) is not writable: a read-only root without a tmpfs. */
   tmpUnwritable: 6,
+  /** The manager refused registration for another reason than the token: its TLS certificate, a 4xx. */
+  registrationFailed: 7,
 } as const;
