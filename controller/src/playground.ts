@@ -123,6 +123,8 @@ export class Playground {
         '--block',
       ],
       Labels: { [PLAYGROUND.label]: 'true' },
+      // The head runs from the agent image, whose HEALTHCHECK asks the agent's status endpoint: not here.
+      Healthcheck: { Test: ['NONE'] },
       HostConfig: {
         NetworkMode: PLAYGROUND.network,
         ShmSize: 512 * 1024 ** 2,

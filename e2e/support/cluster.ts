@@ -57,6 +57,7 @@ export class TestCluster {
       '--network',
       this.network,
       '--shm-size=512m',
+      '--no-healthcheck',
       '--entrypoint',
       'ray',
       AGENT_IMAGE,
