@@ -1,5 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
@@ -7,22 +6,7 @@ import { afterAll, describe, expect, test } from 'vitest';
 import type { DockerEndpoint } from '../src/docker-endpoint.js';
 import { classifyEngineError, DockerEngine, type EngineState, isDockerInstalled } from '../src/docker-engine.js';
 import { freePort } from './support/free-port.js';
-
-// Short paths: a unix socket path must stay under 108 bytes.
-const scratch = mkdtempSync('/tmp/rap-eng-');
-
-afterAll(() => {
-  rmSync(scratch, { recursive: true, force: true });
-});
-
-function hasLink(name: string): boolean {
-  try {
-    execFileSync('ip', ['link', 'show', name], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { hasLink, SecondDockerd } from './support/second-dockerd.js';
 
 function socketEndpoint(socketPath: string): DockerEndpoint {
   return {
@@ -34,6 +18,13 @@ function socketEndpoint(socketPath: string): DockerEndpoint {
     warning: null,
   };
 }
+
+// Short paths: a unix socket path must stay under 108 bytes.
+const scratch = mkdtempSync('/tmp/rap-eng-');
+
+afterAll(() => {
+  rmSync(scratch, { recursive: true, force: true });
+});
 
 /** The error a real connection attempt produces. */
 function connectError(options: { path: string } | { port: number; host: string }): Promise<Error> {
@@ -151,16 +142,9 @@ describe('DockerEngine against real engines', () => {
   });
 
   test('a second dockerd: not-running before it starts, ready once it runs (watch), not-running after it is stopped', async () => {
-    const root = mkdtempSync('/tmp/rap-dd-');
-    const socketPath = path.join(root, 'docker.sock');
-    // Never `--bridge none`: dockerd then deletes the host's docker0, which the machine's own engine needs. A
-    // bridge of our own, with an address outside Docker's pools and this machine's routes, leaves docker0 alone.
-    const bridge = `rapbr${randomBytes(3).toString('hex')}`;
     const hadDocker0 = hasLink('docker0');
-    execFileSync('ip', ['link', 'add', bridge, 'type', 'bridge']);
-    execFileSync('ip', ['addr', 'add', '10.213.77.1/24', 'dev', bridge]);
-    const engine = new DockerEngine(socketEndpoint(socketPath), { timeoutMs: 2000 });
-    let daemon: ChildProcess | undefined;
+    const dockerd = new SecondDockerd();
+    const engine = new DockerEngine(dockerd.endpoint(), { timeoutMs: 2000 });
     const states: EngineState[] = [];
     let stopWatch: (() => void) | undefined;
     const waitFor = async (kind: EngineState['kind'], timeoutMs: number) => {
@@ -174,44 +158,16 @@ describe('DockerEngine against real engines', () => {
       expect((await engine.check()).kind).toBe('not-running');
       stopWatch = engine.watch((state) => states.push(state), 200);
       await waitFor('not-running', 5000);
-
-      daemon = spawn(
-        'dockerd',
-        [
-          '--host',
-          `unix://${socketPath}`,
-          '--data-root',
-          path.join(root, 'data'),
-          '--exec-root',
-          path.join(root, 'exec'),
-          '--pidfile',
-          path.join(root, 'docker.pid'),
-          '--bridge',
-          bridge,
-          // No iptables or masquerading: the machine's engine owns those rules.
-          '--iptables=false',
-          '--ip-masq=false',
-        ],
-        { stdio: 'ignore' },
-      );
+      dockerd.start();
       await waitFor('ready', 60_000);
-      expect(states.at(-1)).toMatchObject({ kind: 'ready', endpoint: `unix://${socketPath}` });
-
-      const exited = new Promise((resolve) => daemon?.once('exit', resolve));
-      daemon.kill('SIGTERM');
-      await exited;
+      expect(states.at(-1)).toMatchObject({ kind: 'ready', endpoint: `unix://${dockerd.socketPath}` });
+      await dockerd.stop();
       await waitFor('not-running', 10_000);
       // watch() reports changes only: three states for three kinds in a row.
       expect(states.map((state) => state.kind)).toEqual(['not-running', 'ready', 'not-running']);
     } finally {
       stopWatch?.();
-      if (daemon !== undefined && daemon.exitCode === null && daemon.signalCode === null) {
-        const exited = new Promise((resolve) => daemon?.once('exit', resolve));
-        daemon.kill('SIGKILL');
-        await exited;
-      }
-      execFileSync('ip', ['link', 'del', bridge]);
-      rmSync(root, { recursive: true, force: true });
+      await dockerd.remove();
     }
     expect(hasLink('docker0')).toBe(hadDocker0);
   }, 90_000);

@@ -1,0 +1,73 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { StatusView } from '@ray-agent/protocol';
+import { afterAll, describe, expect, test } from 'vitest';
+import { type AppService, createAppService } from '../src/app-service.js';
+import { DockerEngine } from '../src/docker-engine.js';
+import { type SecretCodec, TokenVault } from '../src/token-vault.js';
+import { SecondDockerd } from './support/second-dockerd.js';
+
+/** AES-GCM with a key in memory, standing in for the OS keychain (Electron's safeStorage cannot run here). */
+function testKeychainCodec(): SecretCodec {
+  const key = randomBytes(32);
+  return {
+    isEncryptionAvailable: () => true,
+    backend: () => 'test_keychain',
+    encrypt(text) {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+      return Buffer.concat([iv, cipher.getAuthTag(), body]);
+    },
+    decrypt(buf) {
+      const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(0, 12));
+      decipher.setAuthTag(buf.subarray(12, 28));
+      return Buffer.concat([decipher.update(buf.subarray(28)), decipher.final()]).toString('utf8');
+    },
+  };
+}
+
+const dockerd = new SecondDockerd();
+let service: AppService | undefined;
+
+afterAll(async () => {
+  await service?.shutdown();
+  await dockerd.remove();
+});
+
+describe('the app service while the Docker Engine comes and goes (a second dockerd of the test)', () => {
+  test('engine missing, then up, then stopped mid-run: a clear state each time, recovery on its own, no crash', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rap-app-engine-'));
+    const views: StatusView[] = [];
+    service = createAppService({
+      settingsDir: dir,
+      vault: new TokenVault(dir, testKeychainCodec()),
+      engine: new DockerEngine(dockerd.endpoint(), { timeoutMs: 2000 }),
+      containerName: `rap-app-engine-${process.pid}`,
+      pollIntervalMs: 200,
+    });
+    service.onStatus((view) => views.push(view));
+    const phase = async () => (await service?.['status:get']())?.phase;
+
+    await expect.poll(phase, { timeout: 15_000 }).toBe('docker-stopped');
+    const stopped = await service['status:get']();
+    expect(stopped.headline).not.toBe('');
+    expect(stopped.detail).not.toBeNull();
+
+    dockerd.start();
+    await expect.poll(phase, { timeout: 90_000, interval: 500 }).toBe('off');
+
+    await dockerd.stop('SIGKILL');
+    await expect.poll(phase, { timeout: 30_000, interval: 500 }).toBe('docker-stopped');
+    // The window still answers while Docker is gone: settings and token state do not need the engine.
+    expect((await service['settings:get']()).contribute).toBe(false);
+    expect(await service['token:get-state']()).toMatchObject({ stored: false });
+
+    dockerd.start();
+    await expect.poll(phase, { timeout: 90_000, interval: 500 }).toBe('off');
+    const phases = views.map((view) => view.phase).filter((p, i, all) => p !== all[i - 1]);
+    expect(phases).toEqual(['docker-stopped', 'off', 'docker-stopped', 'off']);
+  }, 240_000);
+});
