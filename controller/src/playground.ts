@@ -18,6 +18,17 @@ export const PLAYGROUND = {
   label: 'io.ray-agent.playground',
 } as const;
 
+/** `ray start` for a head with no CPUs of its own, so every task must run on an agent. */
+export const HEAD_START_ARGS = [
+  'start',
+  '--head',
+  '--num-cpus=0',
+  '--port=6379',
+  '--include-dashboard=false',
+  '--disable-usage-stats',
+  '--block',
+] as const;
+
 export interface PlaygroundOptions {
   agentImage: string;
   managerImage: string;
@@ -113,15 +124,7 @@ export class Playground {
       name: PLAYGROUND.head,
       Image: image,
       Entrypoint: ['ray'],
-      Cmd: [
-        'start',
-        '--head',
-        '--num-cpus=0',
-        '--port=6379',
-        '--include-dashboard=false',
-        '--disable-usage-stats',
-        '--block',
-      ],
+      Cmd: [...HEAD_START_ARGS],
       Labels: { [PLAYGROUND.label]: 'true' },
       // The head runs from the agent image, whose HEALTHCHECK asks the agent's status endpoint: not here.
       Healthcheck: { Test: ['NONE'] },

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProviderList, StatusDocument } from '@ray-agent/protocol';
 import { Agent, request } from 'undici';
+import { HEAD_START_ARGS } from '../../controller/src/playground.js';
 import { docker, run, waitFor } from './run.js';
 import { makePki, type TestPki, writeSecret } from './tls.js';
 
@@ -61,13 +62,7 @@ export class TestCluster {
       '--entrypoint',
       'ray',
       AGENT_IMAGE,
-      'start',
-      '--head',
-      '--num-cpus=0',
-      '--port=6379',
-      '--include-dashboard=false',
-      '--disable-usage-stats',
-      '--block',
+      ...HEAD_START_ARGS,
     );
   }
 

@@ -1,4 +1,5 @@
 import { createServer } from 'node:net';
+import { HEAD_START_ARGS } from '../../controller/src/playground.js';
 import { AGENT_IMAGE, type TestCluster } from './cluster.js';
 import { docker, run } from './run.js';
 
@@ -154,16 +155,11 @@ export function startHead(name: string, network: string): Promise<string> {
     '--network',
     network,
     '--shm-size=512m',
+    '--no-healthcheck',
     '--entrypoint',
     'ray',
     AGENT_IMAGE,
-    'start',
-    '--head',
-    '--num-cpus=0',
-    '--port=6379',
-    '--include-dashboard=false',
-    '--disable-usage-stats',
-    '--block',
+    ...HEAD_START_ARGS,
   );
 }
 
