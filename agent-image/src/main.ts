@@ -43,6 +43,13 @@ async function main(): Promise<void> {
     throw error;
   }
   const log = createLogger(config.logLevel);
+  // A stop can come while the agent is still starting (before Ray or the supervisor exist): exit cleanly then too.
+  let onStop: (signal: NodeJS.Signals) => void = (signal) => {
+    log.info({ signal }, 'stopped while starting');
+    log.flush();
+    process.exit(ExitCode.ok);
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => onStop(signal));
 
   const cgroup = cgroupReader();
   const cpus = config.cpuLimit ?? cgroup.cpuLimit() ?? hostCpus();
@@ -121,8 +128,7 @@ async function main(): Promise<void> {
       await statusServer.close();
       process.exit(ExitCode.ok);
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    onStop = () => void stop();
     return;
   }
 
@@ -142,7 +148,7 @@ async function main(): Promise<void> {
       process.exit(code);
     },
   });
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void supervisor.shutdown(signal));
+  onStop = (signal) => void supervisor.shutdown(signal);
   await supervisor.run();
 }
 
