@@ -50,14 +50,16 @@ describe('joining and registering', () => {
     expect(status.registration.state).toBe('registered');
     expect(providerId).toMatch(/^[a-z0-9][a-z0-9-]{2,62}$/);
     expect(status.limits).toMatchObject({ cpus: 2, memoryBytes: 4 * 1024 ** 3, source: 'cgroup' });
+    // Heartbeats start right after registration, before Ray joined: wait for one sent while contributing.
     const provider = await waitFor(
-      'a heartbeat at the manager',
+      'a heartbeat from the contributing agent at the manager',
       async () => {
         const found = (await cluster.providers()).find((p) => p.providerId === providerId);
-        return found && found.heartbeats > 0 ? found : undefined;
+        return found?.lastState === 'contributing' ? found : undefined;
       },
       30_000,
     );
+    expect(provider.heartbeats).toBeGreaterThan(0);
     expect(provider.health).toBe('healthy');
     expect(provider.lastState).toBe('contributing');
     expect(provider.cpuCores).toBeGreaterThan(0);

@@ -427,8 +427,10 @@ describe('the status endpoint from a browser, and the container as the tray app 
         if (read.mode === 'cors') expect(read, read.url).toMatchObject({ fetched: false });
         else expect(read, read.url).toMatchObject({ fetched: true, type: 'opaque', status: 0, body: '' });
       }
-      const agentAnswers = answers.filter((answer) => answer.url.includes(`:${agentA.statusPort}/`));
-      expect(agentAnswers.length).toBeGreaterThanOrEqual(targets.length * 2);
+      const ofAgent = () => answers.filter((answer) => answer.url.includes(`:${agentA.statusPort}/`));
+      // The browser reports its network events asynchronously: wait for all of them before judging.
+      await expect.poll(() => ofAgent().length, { timeout: 10_000 }).toBeGreaterThanOrEqual(targets.length * 2);
+      const agentAnswers = ofAgent();
       for (const answer of agentAnswers) {
         expect(answer.status, answer.url).toBe(403);
         expect(Object.keys(answer.headers).filter((name) => /^access-control-/i.test(name))).toEqual([]);
