@@ -1,0 +1,389 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Agent as Dispatcher, request } from 'undici';
+import { HARDENED } from '../../e2e/support/cluster.js';
+import { makePki, type TestPki, writeSecret } from '../../e2e/support/tls.js';
+import { Cgroup, children, processTitle } from './procfs.js';
+import { BENCH_DIR, docker, exited, log, REPO_DIR, run, sleep, spawnLogged, waitFor } from './util.js';
+
+export const VENV = join(BENCH_DIR, '.venv');
+export const RAY_VERSION = '2.58.0';
+export const GCS = '127.0.0.1:6379';
+export const MANAGER_PORT = 8443;
+export const MANAGER_BIN = join(REPO_DIR, 'manager', 'dist', 'manager.mjs');
+/** Every container and volume the bench makes carries this label, so a crashed run can be swept by it. */
+export const LABEL = 'ray-agent-bench';
+
+/** Answers from the Ray driver running on the head. */
+export type DriverAnswer = Record<string, unknown> & { ok: boolean; error?: string };
+
+/** The long-lived Ray driver on the head (bench/lib/driver.py), spoken to in JSON lines. */
+export class Driver {
+  private readonly child: ChildProcess;
+  private readonly waiting: Array<(answer: DriverAnswer) => void> = [];
+  private chain: Promise<unknown> = Promise.resolve();
+
+  constructor(head: string, logFile: string) {
+    this.child = spawn('docker', ['exec', '-i', head, 'python3', '-u', '/bench/driver.py', GCS], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const errors = createWriteStream(logFile, { flags: 'a' });
+    this.child.stderr?.pipe(errors);
+    if (!this.child.stdout) throw new Error('driver has no stdout');
+    createInterface({ input: this.child.stdout }).on('line', (line) => {
+      if (!line.startsWith('@@bench ')) {
+        errors.write(`${line}\n`);
+        return;
+      }
+      this.waiting.shift()?.(JSON.parse(line.slice(8)) as DriverAnswer);
+    });
+  }
+
+  ready(): Promise<DriverAnswer> {
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** One command at a time, in order. Throws on a failed command. */
+  send(command: Record<string, unknown>): Promise<DriverAnswer> {
+    const next = this.chain.then(
+      () =>
+        new Promise<DriverAnswer>((resolve, reject) => {
+          this.waiting.push((answer) =>
+            answer.ok ? resolve(answer) : reject(new Error(`driver ${String(command.cmd)}: ${answer.error}`)),
+          );
+          this.child.stdin?.write(`${JSON.stringify(command)}\n`);
+        }),
+    );
+    this.chain = next.catch(() => undefined);
+    return next;
+  }
+
+  async close(): Promise<void> {
+    this.child.stdin?.end();
+    await Promise.race([exited(this.child), sleep(5_000)]);
+    this.child.kill('SIGKILL');
+  }
+}
+
+/** A worker node under test: the agent's container, or a plain `ray start` on the host. */
+export interface WorkerNode {
+  kind: 'agent' | 'plain';
+  name: string;
+  /** Wall-clock ms just before the node was started (container create + start, or spawning `ray start`). */
+  startedAt: number;
+  cgroup: Cgroup;
+  /** The process a stop signal goes to (tini in the container; `ray start` on the host). */
+  mainPid: number;
+  /** The agent's own Node.js process (agent only). */
+  agentPid?: number;
+  drainDeadlineSeconds: number;
+}
+
+export interface NodeOptions {
+  drainDeadlineSeconds: number;
+}
+
+/**
+ * Everything one bench run shares: a private network namespace whose only interface is loopback (held by a
+ * container started with --network none; the head and agent containers join it, and the bench and the plain node
+ * run in it through nsenter), the reference manager over TLS, a Ray head with no CPUs, and the driver on the head.
+ */
+export class BenchCluster {
+  readonly id: string;
+  readonly tmp: string;
+  readonly head: string;
+  readonly enrollmentToken = randomBytes(32).toString('base64url');
+  readonly adminToken = randomBytes(32).toString('base64url');
+  pki!: TestPki;
+  driver!: Driver;
+  private manager: ChildProcess | undefined;
+  private dispatcher: Dispatcher | undefined;
+  private readonly containers = new Set<string>();
+  private readonly volumes = new Set<string>();
+  private readonly cgroups = new Set<Cgroup>();
+  private readonly plainProcesses = new Set<ChildProcess>();
+  private counter = 0;
+  private headCgroup: Cgroup | undefined;
+
+  constructor(
+    readonly runId: string,
+    readonly netnsHolder: string,
+    readonly imageId: string,
+    tmp: string,
+  ) {
+    this.id = runId;
+    this.tmp = tmp;
+    this.head = `ray-bench-${runId}-head`;
+  }
+
+  get managerOrigin(): string {
+    return `https://127.0.0.1:${MANAGER_PORT}`;
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(join(this.tmp, 'pki'), { recursive: true });
+    this.pki = await makePki(['127.0.0.1', 'localhost'], { dir: join(this.tmp, 'pki') });
+    writeSecret(this.pki.dir, 'enrollment-token', this.enrollmentToken);
+    writeSecret(this.pki.dir, 'admin-token', this.adminToken);
+    await Promise.all([this.startManager(), this.startHead()]);
+    this.headCgroup = Cgroup.ofProcess(Number(await docker('inspect', '-f', '{{.State.Pid}}', this.head)));
+    this.driver = new Driver(this.head, join(this.tmp, 'driver.log'));
+    const ready = await this.driver.ready();
+    log(`driver on the head: Python ${String(ready.python)}, Ray ${String(ready.ray)}`);
+  }
+
+  private async startManager(): Promise<void> {
+    // The reference manager as its README runs it, on this machine's Node.js; its per-request log is kept.
+    const args = [
+      MANAGER_BIN,
+      'serve',
+      '--db',
+      join(this.tmp, 'manager.db'),
+      '--cert',
+      this.pki.serverCert,
+      '--key',
+      this.pki.serverKey,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(MANAGER_PORT),
+      '--heartbeat-interval',
+      '10',
+      '--enrollment-token-file',
+      join(this.pki.dir, 'enrollment-token'),
+      '--admin-token-file',
+      join(this.pki.dir, 'admin-token'),
+    ];
+    this.manager = spawnLogged(process.execPath, args, join(this.tmp, 'manager.log'));
+    await waitFor(
+      'the manager to answer',
+      async () => ((await this.managerGet('/healthz')) === 200 ? true : undefined),
+      30_000,
+    );
+  }
+
+  private async startHead(): Promise<void> {
+    this.containers.add(this.head);
+    // The head's ports are moved off the ones the worker nodes pin (they share one loopback).
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      this.head,
+      '--label',
+      `${LABEL}=${this.id}`,
+      `--network=container:${this.netnsHolder}`,
+      '--shm-size=512m',
+      '-v',
+      `${join(BENCH_DIR, 'lib', 'driver.py')}:/bench/driver.py:ro`,
+      '--entrypoint',
+      'ray',
+      this.imageId,
+      'start',
+      '--head',
+      '--num-cpus=0',
+      '--port=6379',
+      '--include-dashboard=false',
+      '--disable-usage-stats',
+      '--node-manager-port=8176',
+      '--object-manager-port=8177',
+      '--metrics-export-port=8180',
+      '--dashboard-agent-grpc-port=8178',
+      '--dashboard-agent-listen-port=52400',
+      '--runtime-env-agent-port=8179',
+      '--min-worker-port=20002',
+      '--max-worker-port=20101',
+      '--block',
+    );
+  }
+
+  async managerGet(path: string): Promise<number> {
+    return (await this.managerRequest(path)).status;
+  }
+
+  async managerRequest(path: string): Promise<{ status: number; json: unknown }> {
+    this.dispatcher ??= new Dispatcher({ connect: { ca: readFileSync(this.pki.caCert, 'utf8') } });
+    const response = await request(`${this.managerOrigin}${path}`, {
+      dispatcher: this.dispatcher,
+      headers: { authorization: `Bearer ${this.adminToken}` },
+    });
+    const text = await response.body.text();
+    return { status: response.statusCode, json: text ? (JSON.parse(text) as unknown) : null };
+  }
+
+  async providerIds(): Promise<string[]> {
+    const { status, json } = await this.managerRequest('/api/providers');
+    if (status !== 200) throw new Error(`GET /api/providers: ${status}`);
+    return (json as { providers: Array<{ providerId: string }> }).providers.map((p) => p.providerId);
+  }
+
+  /** Starts the agent's container as the tray app would (hardened, limited), on the shared loopback. */
+  async startAgent(options: NodeOptions): Promise<WorkerNode> {
+    const name = `ray-bench-${this.id}-agent-${++this.counter}`;
+    const volume = `${name}-state`;
+    this.volumes.add(volume);
+    this.containers.add(name);
+    await docker('volume', 'create', '--label', `${LABEL}=${this.id}`, volume);
+    const env = {
+      RAY_HEAD: GCS,
+      MANAGER_URL: `${this.managerOrigin}/api/register`,
+      MANAGER_CA_FILE: '/certs/ca.pem',
+      AGENT_TOKEN_FILE: '/certs/enrollment-token',
+      NODE_IP_ADDRESS: '127.0.0.1',
+      STATUS_HOST: '127.0.0.1',
+      DRAIN_DEADLINE: String(options.drainDeadlineSeconds),
+    };
+    const startedAt = Date.now();
+    await docker(
+      'run',
+      '-d',
+      '--name',
+      name,
+      '--label',
+      `${LABEL}=${this.id}`,
+      `--network=container:${this.netnsHolder}`,
+      '--cpus=2',
+      '--memory=4g',
+      '--shm-size=1g',
+      `--stop-timeout=${options.drainDeadlineSeconds + 30}`,
+      ...HARDENED,
+      '-v',
+      `${this.pki.dir}:/certs:ro`,
+      '-v',
+      `${volume}:/var/lib/ray-agent`,
+      ...Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`]),
+      this.imageId,
+    );
+    const mainPid = Number(await docker('inspect', '-f', '{{.State.Pid}}', name));
+    const cgroup = Cgroup.ofProcess(mainPid);
+    return { kind: 'agent', name, startedAt, cgroup, mainPid, drainDeadlineSeconds: options.drainDeadlineSeconds };
+  }
+
+  /** The agent's Node.js process: under --init, docker-init starts tini, which starts node. */
+  async agentPid(node: WorkerNode): Promise<number> {
+    return waitFor(
+      'the agent process',
+      () => {
+        const queue = [node.mainPid];
+        while (queue.length) {
+          const pid = queue.shift() as number;
+          if (/^node\s.*agent\.mjs/.test(processTitle(pid))) return pid;
+          queue.push(...children(pid));
+        }
+        return undefined;
+      },
+      30_000,
+    );
+  }
+
+  /**
+   * A plain Ray worker node: `ray start --address --block` from a venv on the host with the same Ray, no container
+   * and no agent. It is put in a cgroup of its own, with no limits, beside the containers' cgroups: its memory and
+   * CPU are counted exactly as the container's are, and under other load it gets the same CPU weight a container
+   * gets (Docker puts all containers under one parent group; loose host processes would each weigh as much as
+   * that whole group, and the comparison would measure the machine's other work instead of the agent).
+   */
+  async startPlain(options: NodeOptions): Promise<WorkerNode> {
+    const name = `ray-bench-${this.id}-plain-${++this.counter}`;
+    if (!this.headCgroup) throw new Error('the head is not running');
+    const cgroup = Cgroup.createBeside(this.headCgroup, name);
+    this.cgroups.add(cgroup);
+    const tempDir = join(this.tmp, `p${this.counter}`);
+    const args = [
+      'start',
+      `--address=${GCS}`,
+      '--block',
+      '--num-cpus=2',
+      '--disable-usage-stats',
+      '--node-ip-address=127.0.0.1',
+      `--temp-dir=${tempDir}`,
+    ];
+    const env = {
+      ...process.env,
+      RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL: 'minor',
+      RAY_USAGE_STATS_ENABLED: '0',
+      RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S: String(options.drainDeadlineSeconds),
+    };
+    const logFile = join(this.tmp, `${name}.log`);
+    const startedAt = Date.now();
+    // The shell moves itself into the cgroup, then becomes `ray start` (same PID): every Ray process it starts
+    // is counted there from its first instruction.
+    const child = spawn(
+      'sh',
+      ['-c', `${cgroup.enterScript()} && exec "$@" >>"$0" 2>&1`, logFile, join(VENV, 'bin', 'ray'), ...args],
+      { env, stdio: 'ignore' },
+    );
+    this.plainProcesses.add(child);
+    if (!child.pid) throw new Error('could not start ray');
+    return {
+      kind: 'plain',
+      name,
+      startedAt,
+      cgroup,
+      mainPid: child.pid,
+      drainDeadlineSeconds: options.drainDeadlineSeconds,
+    };
+  }
+
+  /** Sends SIGTERM as `docker stop` does (to the container's PID 1) or as a service manager would (to `ray start`). */
+  signal(node: WorkerNode, signal: NodeJS.Signals): void {
+    process.kill(node.mainPid, signal);
+  }
+
+  /** Removes what a node left behind (container and volume, or cgroup and temp files). */
+  async removeNode(node: WorkerNode): Promise<void> {
+    if (node.kind === 'agent') {
+      await run('docker', ['logs', node.name]).then((r) =>
+        writeFileSync(join(this.tmp, `${node.name}.log`), r.stdout + r.stderr),
+      );
+      await run('docker', ['rm', '-f', '-v', node.name]);
+      await run('docker', ['volume', 'rm', '-f', `${node.name}-state`]);
+      this.containers.delete(node.name);
+      this.volumes.delete(`${node.name}-state`);
+    } else {
+      node.cgroup.remove();
+      this.cgroups.delete(node.cgroup);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.driver?.close().catch(() => undefined);
+    await this.dispatcher?.close().catch(() => undefined);
+    for (const child of this.plainProcesses) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const cgroup of this.cgroups) cgroup.remove();
+    if (this.manager?.pid) {
+      try {
+        process.kill(-this.manager.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    const logs = await run('docker', ['logs', this.head]);
+    writeFileSync(join(this.tmp, 'head.log'), logs.stdout + logs.stderr);
+    if (this.containers.size) await run('docker', ['rm', '-f', '-v', ...this.containers]);
+    if (this.volumes.size) await run('docker', ['volume', 'rm', '-f', ...this.volumes]);
+  }
+}
+
+/** Makes the bench's venv with the cluster's Ray (the plain node's and the host tools'), once. */
+export async function ensureVenv(): Promise<string> {
+  const ray = join(VENV, 'bin', 'ray');
+  const version = await run(ray, ['--version']);
+  if (version.code === 0 && version.stdout.includes(RAY_VERSION)) return ray;
+  log(`making ${VENV} with ray==${RAY_VERSION}`);
+  const python = process.env.BENCH_PYTHON ?? 'python3.11';
+  await run('rm', ['-rf', VENV]);
+  const made = await run(python, ['-m', 'venv', VENV]);
+  if (made.code !== 0) throw new Error(`${python} -m venv: ${made.stderr}`);
+  const index = process.env.BENCH_PIP_INDEX_URL ?? 'file:///opt/pypi/simple';
+  const pip = await run(
+    join(VENV, 'bin', 'pip'),
+    ['install', '--disable-pip-version-check', '-q', '--index-url', index, `ray==${RAY_VERSION}`],
+    { timeoutMs: 600_000 },
+  );
+  if (pip.code !== 0) throw new Error(`pip install ray==${RAY_VERSION}: ${pip.stderr}`);
+  return ray;
+}
