@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,8 @@ import { promisify } from 'node:util';
 import { DEFAULT_SETTINGS } from '@ray-agent/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type AppService, createAppService } from '../controller/src/app-service.js';
-import { type SecretCodec, TokenVault } from '../controller/src/token-vault.js';
+import { TokenVault } from '../controller/src/token-vault.js';
+import { testKeychainCodec } from '../controller/test/support/test-keychain-codec.js';
 import { TestCluster } from './support/cluster.js';
 import { openRenderer, type RendererSession } from './support/renderer-bridge.js';
 import { docker, run } from './support/run.js';
@@ -23,26 +23,6 @@ const settingsDir = mkdtempSync(join(tmpdir(), 'rap-tray-'));
 const statusPort = 28765 + (process.pid % 1000);
 let service: AppService;
 let session: RendererSession;
-
-/** AES-GCM with a key in memory: stands in for the OS keychain. */
-function testKeychainCodec(): SecretCodec {
-  const key = randomBytes(32);
-  return {
-    isEncryptionAvailable: () => true,
-    backend: () => 'test_keychain',
-    encrypt(text) {
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
-      const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
-      return Buffer.concat([iv, cipher.getAuthTag(), body]);
-    },
-    decrypt(buf) {
-      const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(0, 12));
-      decipher.setAuthTag(buf.subarray(12, 28));
-      return Buffer.concat([decipher.update(buf.subarray(28)), decipher.final()]).toString('utf8');
-    },
-  };
-}
 
 const text = (id: string) => session.page.getByTestId(id).textContent();
 

@@ -1,4 +1,3 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,28 +5,9 @@ import type { StatusView } from '@ray-agent/protocol';
 import { afterAll, describe, expect, test } from 'vitest';
 import { type AppService, createAppService } from '../src/app-service.js';
 import { DockerEngine } from '../src/docker-engine.js';
-import { type SecretCodec, TokenVault } from '../src/token-vault.js';
+import { TokenVault } from '../src/token-vault.js';
 import { SecondDockerd } from './support/second-dockerd.js';
-
-/** AES-GCM with a key in memory, standing in for the OS keychain (Electron's safeStorage cannot run here). */
-function testKeychainCodec(): SecretCodec {
-  const key = randomBytes(32);
-  return {
-    isEncryptionAvailable: () => true,
-    backend: () => 'test_keychain',
-    encrypt(text) {
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
-      const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
-      return Buffer.concat([iv, cipher.getAuthTag(), body]);
-    },
-    decrypt(buf) {
-      const decipher = createDecipheriv('aes-256-gcm', key, buf.subarray(0, 12));
-      decipher.setAuthTag(buf.subarray(12, 28));
-      return Buffer.concat([decipher.update(buf.subarray(28)), decipher.final()]).toString('utf8');
-    },
-  };
-}
+import { testKeychainCodec } from './support/test-keychain-codec.js';
 
 const dockerd = new SecondDockerd();
 let service: AppService | undefined;
