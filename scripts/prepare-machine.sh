@@ -40,10 +40,15 @@ have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
 try_pull() { timeout 120 docker pull -q "$1" >/dev/null 2>&1; }
 
+# The Debian mirror apt really uses for bookworm. Only active sources count: sources.list.d can hold disabled
+# files of other vendors (e.g. `*.list.disabled`), and a grep over every file there picks a dead mirror.
 debian_mirror() {
   local uri
-  uri=$(grep -rhoE '^(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-        | grep -v security | head -n1 | awk '{print $2}') || true
+  uri=$(apt-get indextargets --format '$(RELEASE) $(REPO_URI)' 2>/dev/null | awk '$1 == "bookworm" {print $2; exit}') || true
+  if [ -z "$uri" ]; then
+    uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+          | grep -oE '^(URIs:|deb) +https?://[^ ]+' | grep -v security | head -n1 | awk '{print $2}') || true
+  fi
   echo "${uri:-http://deb.debian.org/debian}"
 }
 
@@ -54,7 +59,14 @@ ensure_base_image() {
   command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
   local rootfs="$CACHE/rootfs-bookworm"
   rm -rf "$rootfs"
-  debootstrap --variant=minbase bookworm "$rootfs" "$(debian_mirror)" >"$CACHE/debootstrap.log" 2>&1
+  local mirror
+  mirror=$(debian_mirror)
+  log "debootstrap bookworm from $mirror (log: $CACHE/debootstrap.log)"
+  if ! debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$CACHE/debootstrap.log" 2>&1; then
+    log "debootstrap failed; the end of its log:"
+    tail -n 20 "$CACHE/debootstrap.log" >&2
+    exit 1
+  fi
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   tar -C "$rootfs" -c . | docker import - "$BASE_IMAGE" >/dev/null
   rm -rf "$rootfs"

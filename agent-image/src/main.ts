@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { ExitCode } from '@ray-agent/protocol';
 import { type AgentConfig, ConfigError, loadConfig } from './config/agent-config.js';
 import { formatGcsAddress } from './config/ray-head.js';
 import { cgroupReader, hostCpus, hostMemory, shmSize } from './limits/cgroup.js';
@@ -10,7 +11,6 @@ import { createMetrics } from './status/metrics.js';
 import { StatusModel } from './status/status-model.js';
 import { buildStatusServer } from './status/status-server.js';
 import { AgentSupervisor } from './supervisor/agent-supervisor.js';
-import { ExitCode } from './supervisor/exit-codes.js';
 import { localVersions } from './supervisor/host-facts.js';
 
 declare const AGENT_VERSION: string;

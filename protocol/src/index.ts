@@ -1,3 +1,4 @@
+export * from './agent-contract.js';
 export * from './agent-state.js';
 export * from './common.js';
 export * from './ipc.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type { HeartbeatRequest } from '@ray-agent/protocol';
+import { ExitCode, type HeartbeatRequest } from '@ray-agent/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '../config/agent-config.js';
 import { formatGcsAddress } from '../config/ray-head.js';
@@ -17,7 +17,6 @@ import { TaskCounter } from '../ray/task-counter.js';
 import type { Credentials, StateStore } from '../state/state-store.js';
 import type { StatusModel } from '../status/status-model.js';
 import { Backoff, sleep } from './backoff.js';
-import { ExitCode } from './exit-codes.js';
 import { primaryAddress } from './host-facts.js';
 import { RayNode, rayStopForce } from './ray-node.js';
 import { UsageSampler } from './usage-sampler.js';
