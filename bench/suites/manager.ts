@@ -145,6 +145,11 @@ async function startManager(
       String(PORT),
       '--heartbeat-interval',
       '10',
+      // The load generator is one client replaying each provider's heartbeat far faster than its cadence.
+      '--heartbeat-limit-per-client',
+      '0',
+      '--heartbeat-limit-per-provider',
+      '0',
     ],
     join(dir, 'manager.log'),
   );

@@ -38,6 +38,10 @@ interface ServeOptions {
   heartbeatInterval?: string;
   enrollmentTokenFile?: string;
   adminTokenFile?: string;
+  registerLimitPerClient?: string;
+  registerLimitPerInstall?: string;
+  heartbeatLimitPerClient?: string;
+  heartbeatLimitPerProvider?: string;
 }
 
 async function serve(options: ServeOptions): Promise<void> {
@@ -45,10 +49,12 @@ async function serve(options: ServeOptions): Promise<void> {
   const host = opt.host(options.host);
   const port = opt.port(options.port);
   const heartbeatIntervalSeconds = opt.heartbeatInterval(options.heartbeatInterval);
+  const rateLimits = opt.rateLimits(options, heartbeatIntervalSeconds);
   const config = {
     host,
     port,
     heartbeatIntervalSeconds,
+    rateLimits,
     db: opt.dbPath(options.db, false),
     tls: opt.tlsFiles(options.cert, options.key),
     enrollmentToken: opt.tokenFile('--enrollment-token-file', options.enrollmentTokenFile),
@@ -115,6 +121,13 @@ function program(): Command {
     )
     .option('--enrollment-token-file <file>', 'file holding an enrollment token to accept (stored hashed)')
     .option('--admin-token-file <file>', 'file holding the admin token for GET /api/providers (stored hashed)')
+    .option('--register-limit-per-client <n>', 'registrations a minute from one address (default 30; 0: no limit)')
+    .option('--register-limit-per-install <n>', 'registrations an hour of one installId (default 10; 0: no limit)')
+    .option('--heartbeat-limit-per-client <n>', 'heartbeats a minute from one address (default 1200; 0: no limit)')
+    .option(
+      '--heartbeat-limit-per-provider <n>',
+      'heartbeats a minute of one provider (default 60, or 4 per interval if more; 0: no limit)',
+    )
     .action(serve);
 
   const token = root.command('token').description('Manage enrollment tokens.');

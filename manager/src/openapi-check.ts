@@ -9,9 +9,14 @@ export const OPENAPI_FILE = fileURLToPath(new URL('../openapi.json', import.meta
 const DOC_ID = 'ray-agent-manager-openapi';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch', 'head', 'options'];
 
+interface HeaderSpec {
+  required?: boolean;
+  schema?: { type?: string };
+}
+
 interface Operation {
   requestBody?: { content?: Record<string, { schema?: unknown }> };
-  responses?: Record<string, { content?: Record<string, { schema?: unknown }> }>;
+  responses?: Record<string, { content?: Record<string, { schema?: unknown }>; headers?: Record<string, HeaderSpec> }>;
 }
 
 interface Loaded {
@@ -53,7 +58,9 @@ function load(): Loaded {
 /**
  * Checks one request or response body against manager/openapi.json.
  * `path` is the concrete path (`/api/providers/prv-abc`, a query string is ignored), `method` any case,
- * `status` the response status (ignored for requests). Returns the problems found; empty means valid.
+ * `status` the response status (ignored for requests). With `headers` (a response's, names in lower case), the
+ * headers the document describes for that status are checked too: present when required, and of their schema.
+ * Returns the problems found; empty means valid.
  */
 export function validateAgainstOpenApi(
   path: string,
@@ -61,6 +68,7 @@ export function validateAgainstOpenApi(
   kind: 'request' | 'response',
   status: number | undefined,
   body: unknown,
+  headers?: Record<string, string | string[] | undefined>,
 ): string[] {
   const { ajv, paths, matchers } = load();
   const bare = path.split('?')[0] ?? path;
@@ -72,6 +80,7 @@ export function validateAgainstOpenApi(
 
   let pointer: string;
   let where: string;
+  const headerProblems: string[] = [];
   if (kind === 'request') {
     where = `${method.toUpperCase()} ${match.template} request`;
     if (!operation.requestBody) {
@@ -87,8 +96,39 @@ export function validateAgainstOpenApi(
     if (key === undefined) return [`${where}: status ${status} is not documented`];
     if (!responses[key]?.content?.['application/json']?.schema) return [`${where}: no application/json schema`];
     pointer = `/paths/${escapePointer(match.template)}/${m}/responses/${escapePointer(key)}/content/application~1json/schema`;
+    if (headers !== undefined)
+      headerProblems.push(...checkHeaders(ajv, responses[key]?.headers ?? {}, headers, where, pointer));
   }
+  return [...headerProblems, ...validateBody(ajv, pointer, where, body)];
+}
 
+/** Response headers against the document: integer headers (Retry-After) are checked as the integer they spell. */
+function checkHeaders(
+  ajv: Ajv2020,
+  specs: Record<string, HeaderSpec>,
+  headers: Record<string, string | string[] | undefined>,
+  where: string,
+  bodyPointer: string,
+): string[] {
+  const problems: string[] = [];
+  const responsePointer = bodyPointer.replace(/\/content\/application~1json\/schema$/, '');
+  for (const [name, spec] of Object.entries(specs)) {
+    const value = headers[name.toLowerCase()];
+    if (value === undefined) {
+      if (spec.required) problems.push(`${where}: header ${name} is missing`);
+      continue;
+    }
+    const text = Array.isArray(value) ? value.join(',') : value;
+    const typed = spec.schema?.type === 'integer' ? (/^-?\d+$/.test(text) ? Number(text) : text) : text;
+    const validate = ajv.getSchema(`${DOC_ID}#${responsePointer}/headers/${escapePointer(name)}/schema`);
+    if (!validate) problems.push(`${where}: cannot compile the schema of header ${name}`);
+    else if (!validate(typed))
+      problems.push(`${where}: header ${name} ${JSON.stringify(text)} does not match its schema`);
+  }
+  return problems;
+}
+
+function validateBody(ajv: Ajv2020, pointer: string, where: string, body: unknown): string[] {
   const validate = ajv.getSchema(`${DOC_ID}#${pointer}`);
   if (!validate) return [`${where}: cannot compile the schema at ${pointer}`];
   if (validate(body)) return [];

@@ -3,6 +3,7 @@ import {
   ErrorBody,
   HeartbeatRequest,
   HeartbeatResponse,
+  IDENTITY_LEASE_INTERVALS,
   ProviderHealth,
   ProviderList,
   ProviderSummary,
@@ -35,6 +36,20 @@ function componentSchemas(schemas: Record<string, z.ZodType>, io: 'input' | 'out
 
 const json = (schema: unknown, description: string) => ({ description, content: { 'application/json': { schema } } });
 const error = (description: string) => json(ref('ErrorBody'), description);
+
+/** An error answer that always carries Retry-After: whole seconds to wait before the next attempt. */
+const errorWithRetryAfter = (description: string, retryAfter: string) => ({
+  ...error(description),
+  headers: {
+    'Retry-After': { required: true, description: retryAfter, schema: { type: 'integer', minimum: 1 } },
+  },
+});
+
+const rateLimited = (description: string) =>
+  errorWithRetryAfter(
+    `${description} (code rate_limited). The limits are options of ray-agent-manager serve.`,
+    "Seconds until the limit's window resets.",
+  );
 
 const common = {
   '400': error('The body is not a valid document; the message names the field (code invalid_request).'),
@@ -79,7 +94,9 @@ export function buildOpenApiDocument(): JsonObject {
       '/api/register': {
         post: {
           operationId: 'register',
-          summary: 'Register a provider (idempotent per installId); issues a fresh credential.',
+          summary:
+            'Register a provider (idempotent per installId); issues a fresh credential. A known installId needs ' +
+            'its current credential (currentCredential) or the enrollment token that registered it last.',
           security: [{ enrollmentToken: [] }],
           requestBody: { required: true, content: { 'application/json': { schema: ref('RegisterRequest') } } },
           responses: {
@@ -88,13 +105,23 @@ export function buildOpenApiDocument(): JsonObject {
             '401': error(
               'The enrollment token is missing, unknown, revoked or expired (code enrollment_token_rejected).',
             ),
+            '409': error(
+              'The installId is already registered and the request proves no right to it: neither currentCredential ' +
+                'is its current credential nor is the enrollment token the one that registered it last ' +
+                '(code install_id_taken). Nothing was changed.',
+            ),
+            '429': rateLimited(
+              'Too many registrations from this client address, or (once the enrollment token checked out) of this installId',
+            ),
           },
         },
       },
       '/api/heartbeat': {
         post: {
           operationId: 'heartbeat',
-          summary: "Report a provider's state; authorized by the provider's current credential.",
+          summary:
+            "Report a provider's state; authorized by the provider's current credential. The boot that sends it " +
+            'holds the identity lease while its heartbeats keep coming.',
           security: [{ providerCredential: [] }],
           requestBody: { required: true, content: { 'application/json': { schema: ref('HeartbeatRequest') } } },
           responses: {
@@ -104,7 +131,15 @@ export function buildOpenApiDocument(): JsonObject {
               'The credential is missing or not the current one of this provider (code credential_rejected).',
             ),
             '404': error('No such provider; register again (code unknown_provider).'),
-            '409': error('Another agent process is heartbeating as this provider (code identity_in_use).'),
+            '409': errorWithRetryAfter(
+              'Another boot (agent process) of this provider holds its identity lease: its last heartbeat is less ' +
+                `than ${IDENTITY_LEASE_INTERVALS} heartbeat intervals old and it did not say stopped (code identity_in_use). ` +
+                'Once the lease runs out, the next boot to heartbeat takes the identity over.',
+              "Seconds until the holder's lease runs out, if it sends no heartbeat meanwhile.",
+            ),
+            '429': rateLimited(
+              'Too many heartbeats from this client address, or (once the credential checked out) of this provider',
+            ),
           },
         },
       },

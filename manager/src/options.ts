@@ -1,6 +1,13 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
+import {
+  defaultRateLimits,
+  minHeartbeatsPerMinute,
+  type RateLimit,
+  type RateLimits,
+  windowPhrase,
+} from './rate-limits.js';
 
 /** A bad command line: printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -111,4 +118,67 @@ export function expiresInHours(value: string | undefined): number | undefined {
 
 export function tokenId(value: string | undefined): number {
   return integer('--id', value, 1, Number.MAX_SAFE_INTEGER, '3');
+}
+
+/** The rate-limit flags of `serve`, as given (undefined: the default). */
+export interface RateLimitFlags {
+  registerLimitPerClient?: string | undefined;
+  registerLimitPerInstall?: string | undefined;
+  heartbeatLimitPerClient?: string | undefined;
+  heartbeatLimitPerProvider?: string | undefined;
+}
+
+/** The fewest registrations a limit may allow: the first, a retry after a lost answer, one after losing the provider. */
+const MIN_REGISTRATIONS = 3;
+const MAX_LIMIT = 1_000_000;
+
+function limitFlag(
+  option: string,
+  value: string | undefined,
+  least: number,
+  fallback: RateLimit,
+  context = '',
+): RateLimit {
+  if (value === undefined) return fallback;
+  const example = String(fallback.max);
+  const n = integer(option, value, 0, MAX_LIMIT, example);
+  const rate = `${n} ${windowPhrase(fallback.windowSeconds)}${context}`;
+  if (n !== 0 && n < least)
+    fail(option, `${rate} is fewer than a correct agent may need (at least ${least}; 0 turns the limit off)`, example);
+  return { ...fallback, max: n };
+}
+
+/** `--register-limit-per-client` and the three others: requests per window, 0 for no limit. */
+export function rateLimits(flags: RateLimitFlags, heartbeatIntervalSeconds: number): RateLimits {
+  const defaults = defaultRateLimits(heartbeatIntervalSeconds);
+  const beats = minHeartbeatsPerMinute(heartbeatIntervalSeconds);
+  const at = ` at --heartbeat-interval ${heartbeatIntervalSeconds}`;
+  return {
+    registerPerClient: limitFlag(
+      '--register-limit-per-client',
+      flags.registerLimitPerClient,
+      MIN_REGISTRATIONS,
+      defaults.registerPerClient,
+    ),
+    registerPerInstall: limitFlag(
+      '--register-limit-per-install',
+      flags.registerLimitPerInstall,
+      MIN_REGISTRATIONS,
+      defaults.registerPerInstall,
+    ),
+    heartbeatPerClient: limitFlag(
+      '--heartbeat-limit-per-client',
+      flags.heartbeatLimitPerClient,
+      beats,
+      defaults.heartbeatPerClient,
+      at,
+    ),
+    heartbeatPerProvider: limitFlag(
+      '--heartbeat-limit-per-provider',
+      flags.heartbeatLimitPerProvider,
+      beats,
+      defaults.heartbeatPerProvider,
+      at,
+    ),
+  };
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { createLogger } from './logger.js';
+import { defaultRateLimits, type RateLimits } from './rate-limits.js';
 import { buildServer, type ManagerServer } from './server.js';
 import { Store } from './store.js';
 
@@ -11,6 +12,8 @@ export interface ServeConfig {
   host: string;
   port: number;
   heartbeatIntervalSeconds: number;
+  /** Request limits; the defaults for the interval when not given. */
+  rateLimits?: RateLimits;
   enrollmentToken?: string | undefined;
   adminToken?: string | undefined;
   logger?: Logger;
@@ -27,6 +30,7 @@ export interface RunningManager {
 /** Opens the database, seeds the tokens given in files, and starts the HTTPS server. */
 export async function startManager(config: ServeConfig): Promise<RunningManager> {
   const logger = config.logger ?? createLogger();
+  const rateLimits = config.rateLimits ?? defaultRateLimits(config.heartbeatIntervalSeconds);
   const store = new Store(config.db);
   let app: ManagerServer | undefined;
   try {
@@ -45,7 +49,13 @@ export async function startManager(config: ServeConfig): Promise<RunningManager>
       const seeded = store.ensureAdminToken(config.adminToken, 'from --admin-token-file');
       logger.info({ adminTokenId: seeded.id, created: seeded.created }, 'admin token from file is ready');
     }
-    app = buildServer({ store, tls: config.tls, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds, logger });
+    app = buildServer({
+      store,
+      tls: config.tls,
+      heartbeatIntervalSeconds: config.heartbeatIntervalSeconds,
+      rateLimits,
+      logger,
+    });
     await app.listen({ host: config.host, port: config.port });
   } catch (err) {
     await app?.close().catch(() => undefined);
@@ -55,7 +65,10 @@ export async function startManager(config: ServeConfig): Promise<RunningManager>
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const url = `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  logger.info({ url, db: config.db, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds }, 'manager listening');
+  logger.info(
+    { url, db: config.db, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds, rateLimits },
+    'manager listening',
+  );
   const running = app;
   return {
     app: running,

@@ -1,4 +1,6 @@
+import rateLimit from '@fastify/rate-limit';
 import {
+  ApiErrorCode,
   type ErrorBody,
   HeartbeatRequest,
   type HeartbeatResponse,
@@ -6,20 +8,31 @@ import {
   RegisterRequest,
   type RegisterResponse,
 } from '@ray-agent/protocol';
-import Fastify, { type FastifyError, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
 import type { Logger } from 'pino';
 import { createLogger } from './logger.js';
-import type { Store } from './store.js';
+import { defaultRateLimits, type RateLimit, type RateLimits, windowPhrase } from './rate-limits.js';
+import { InstallIdTakenError, type Store } from './store.js';
 import { bearerToken } from './tokens.js';
 import { describeIssues, sentence } from './validation.js';
 
 export const DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 10;
 export const BODY_LIMIT_BYTES = 64 * 1024;
+/** Providers or addresses each limiter tracks: a fleet of this size is counted exactly. */
+const RATE_LIMIT_KEYS = 100_000;
 
 declare module 'fastify' {
   interface FastifyRequest {
     /** The provider a request was about, once known; logged with the response. */
     providerId: string | null;
+    /** The key of the per-provider (or per-install) limit, set once the request proved its credential or token. */
+    limitKey: string | null;
   }
 }
 
@@ -28,6 +41,8 @@ export interface ServerOptions {
   /** PEM certificate chain and private key. The manager speaks HTTPS only. */
   tls: { cert: string | Buffer; key: string | Buffer };
   heartbeatIntervalSeconds?: number;
+  /** Request limits; `defaultRateLimits(heartbeatIntervalSeconds)` when not given. */
+  rateLimits?: RateLimits;
   /** JSON logger; defaults to stdout. Never given a secret. */
   logger?: Logger;
   /** Clock, injectable for tests. */
@@ -42,12 +57,53 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
   return reply.code(status).send(errorBody(code, message));
 }
 
+type Limiter = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
+
+/**
+ * A limiter over @fastify/rate-limit's store: true once it has answered 429 rate_limited with Retry-After (whole
+ * seconds until the window resets). The plugin's own hook runs one limit per request; a route here has two (per
+ * client, then per provider), so each is applied by hand. `key` null means the request is not counted.
+ */
+function limiter(
+  app: Pick<FastifyInstance, 'createRateLimit'>,
+  limit: RateLimit,
+  /** "registrations from this address": what is counted, and by what. */
+  what: { noun: string; scope: string },
+  key: ((request: FastifyRequest) => string | null) | undefined,
+): Limiter {
+  if (limit.max === 0) return async () => false;
+  const options = {
+    max: limit.max,
+    timeWindow: limit.windowSeconds * 1000,
+    // Keys kept per limiter (least recently used go first; a hot loop's key never does). The plugin passes this to
+    // each limiter's store, though its types only declare it for the plugin as a whole.
+    cache: RATE_LIMIT_KEYS,
+    ...(key === undefined ? {} : { keyGenerator: (request: FastifyRequest) => key(request) ?? '' }),
+  };
+  const check = app.createRateLimit(options);
+  return async (request, reply) => {
+    if (key !== undefined && key(request) === null) return false;
+    const result = await check(request);
+    if (result.isAllowed || !result.isExceeded) return false;
+    const seconds = Math.max(1, result.ttlInSeconds);
+    reply.header('retry-after', String(seconds));
+    sendError(
+      reply,
+      429,
+      ApiErrorCode.rateLimited,
+      `more than ${limit.max} ${what.noun} ${windowPhrase(limit.windowSeconds)} ${what.scope}; retry in ${seconds} s`,
+    );
+    return true;
+  };
+}
+
 /** The manager's HTTPS server, not yet listening. */
 export function buildServer(options: ServerOptions) {
   const { store } = options;
   const interval = options.heartbeatIntervalSeconds ?? DEFAULT_HEARTBEAT_INTERVAL_SECONDS;
   const now = options.now ?? (() => new Date());
   const logger = options.logger ?? createLogger();
+  const limits = options.rateLimits ?? defaultRateLimits(interval);
 
   const app = Fastify({
     https: { cert: options.tls.cert, key: options.tls.key },
@@ -61,6 +117,7 @@ export function buildServer(options: ServerOptions) {
   });
 
   app.decorateRequest('providerId', null);
+  app.decorateRequest('limitKey', null);
 
   // One line per request: method, url, status, providerId and latency; never headers or bodies.
   app.addHook('onResponse', async (request, reply) => {
@@ -79,94 +136,173 @@ export function buildServer(options: ServerOptions) {
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const status = err.statusCode ?? 500;
     if (status === 413)
-      return sendError(reply, 413, 'payload_too_large', `request body exceeds ${BODY_LIMIT_BYTES} bytes`);
+      return sendError(reply, 413, ApiErrorCode.payloadTooLarge, `request body exceeds ${BODY_LIMIT_BYTES} bytes`);
     if (status === 415)
-      return sendError(reply, 415, 'unsupported_media_type', 'send the request body as application/json');
-    if (status >= 400 && status < 500) return sendError(reply, status, 'invalid_request', err.message);
+      return sendError(reply, 415, ApiErrorCode.unsupportedMediaType, 'send the request body as application/json');
+    if (status >= 400 && status < 500) return sendError(reply, status, ApiErrorCode.invalidRequest, err.message);
     request.log.error({ err: { message: err.message, stack: err.stack, code: err.code } }, 'request failed');
-    return sendError(reply, 500, 'internal_error', 'internal error; see the manager log');
+    return sendError(reply, 500, ApiErrorCode.internalError, 'internal error; see the manager log');
   });
 
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, 404, 'not_found', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`),
+    sendError(reply, 404, ApiErrorCode.notFound, `no route ${request.method} ${request.url.split('?')[0] ?? ''}`),
   );
 
   const requireAdmin = (request: FastifyRequest, reply: FastifyReply): boolean => {
     const token = bearerToken(request.headers.authorization);
     if (token !== null && store.checkAdminToken(token)) return true;
-    sendError(reply, 401, 'admin_token_rejected', 'an admin token is required: Authorization: Bearer <admin token>');
+    sendError(
+      reply,
+      401,
+      ApiErrorCode.adminTokenRejected,
+      'an admin token is required: Authorization: Bearer <admin token>',
+    );
     return false;
   };
 
   app.get('/healthz', async () => ({ ok: true }));
 
-  app.post('/api/register', async (request, reply) => {
-    const token = bearerToken(request.headers.authorization);
-    const tokenId = token === null ? null : store.checkEnrollmentToken(token, now());
-    if (tokenId === null) {
-      return sendError(
-        reply,
-        401,
-        'enrollment_token_rejected',
-        'the enrollment token is missing, unknown, revoked or expired',
-      );
-    }
-    const parsed = RegisterRequest.safeParse(request.body);
-    if (!parsed.success) return sendError(reply, 400, 'invalid_request', describeIssues(parsed.error));
-    const at = now();
-    const result = store.register(parsed.data, tokenId, at);
-    request.providerId = result.providerId;
-    request.log.info(
-      {
-        providerId: result.providerId,
-        created: result.created,
-        hostname: parsed.data.hostname,
-        enrollmentTokenId: tokenId,
-      },
-      result.created ? 'provider registered' : 'provider registered again',
-    );
-    const body: RegisterResponse = {
-      providerId: result.providerId,
-      credential: result.credential,
-      heartbeatIntervalSeconds: interval,
-      serverTime: at.toISOString(),
+  // The provider API, in a plugin registered after the rate limiter so that its decorators exist.
+  app.register(rateLimit, { global: false });
+  const registrations = (scope: string) => ({ noun: 'registrations', scope });
+  const heartbeats = (scope: string) => ({ noun: 'heartbeats', scope });
+  const byKey = (request: FastifyRequest) => request.limitKey;
+  app.register(async (api) => {
+    const limit = {
+      registerPerClient: limiter(api, limits.registerPerClient, registrations('from this address'), undefined),
+      registerPerInstall: limiter(api, limits.registerPerInstall, registrations('of this installId'), byKey),
+      heartbeatPerClient: limiter(api, limits.heartbeatPerClient, heartbeats('from this address'), undefined),
+      heartbeatPerProvider: limiter(api, limits.heartbeatPerProvider, heartbeats('of this provider'), byKey),
     };
-    return reply.code(200).send(body);
-  });
 
-  app.post('/api/heartbeat', async (request, reply) => {
-    const credential = bearerToken(request.headers.authorization);
-    if (credential === null) {
-      return sendError(
-        reply,
-        401,
-        'credential_rejected',
-        'a provider credential is required: Authorization: Bearer <credential>',
-      );
-    }
-    const parsed = HeartbeatRequest.safeParse(request.body);
-    if (!parsed.success) return sendError(reply, 400, 'invalid_request', describeIssues(parsed.error));
-    const hb = parsed.data;
-    request.providerId = hb.providerId;
-    const check = store.checkCredential(hb.providerId, credential);
-    if (check === 'unknown_provider') {
-      return sendError(reply, 404, 'unknown_provider', `no provider ${hb.providerId}; register again`);
-    }
-    if (check === 'rejected') {
-      return sendError(reply, 401, 'credential_rejected', `the credential is not the current one for ${hb.providerId}`);
-    }
-    const at = now();
-    if (store.identityInUse(hb, interval, at)) {
-      return sendError(
-        reply,
-        409,
-        'identity_in_use',
-        `another agent is already running as ${hb.providerId}; stop the copy, or give it its own state volume`,
-      );
-    }
-    store.recordHeartbeat(hb, at);
-    const body: HeartbeatResponse = { ok: true, heartbeatIntervalSeconds: interval, serverTime: at.toISOString() };
-    return reply.code(200).send(body);
+    api.post(
+      '/api/register',
+      { onRequest: async (request, reply) => ((await limit.registerPerClient(request, reply)) ? reply : undefined) },
+      async (request, reply) => {
+        const token = bearerToken(request.headers.authorization);
+        const tokenId = token === null ? null : store.checkEnrollmentToken(token, now());
+        if (tokenId === null) {
+          return sendError(
+            reply,
+            401,
+            ApiErrorCode.enrollmentTokenRejected,
+            'the enrollment token is missing, unknown, revoked or expired',
+          );
+        }
+        const parsed = RegisterRequest.safeParse(request.body);
+        if (!parsed.success) return sendError(reply, 400, ApiErrorCode.invalidRequest, describeIssues(parsed.error));
+        request.limitKey = parsed.data.installId;
+        if (await limit.registerPerInstall(request, reply)) return reply;
+        const at = now();
+        let result: ReturnType<Store['register']>;
+        try {
+          result = store.register(parsed.data, tokenId, at);
+        } catch (err) {
+          if (!(err instanceof InstallIdTakenError)) throw err;
+          request.providerId = err.providerId;
+          request.log.warn(
+            {
+              providerId: err.providerId,
+              enrollmentTokenId: tokenId,
+              currentCredentialSent: parsed.data.currentCredential !== undefined,
+            },
+            'registration of a known installId refused: no proof of owning it',
+          );
+          return sendError(
+            reply,
+            409,
+            ApiErrorCode.installIdTaken,
+            'this installId is already registered; to register it again send its current credential as ' +
+              'currentCredential, or the enrollment token that registered it; a new machine needs its own state ' +
+              'volume (a new installId)',
+          );
+        }
+        request.providerId = result.providerId;
+        request.log.info(
+          {
+            providerId: result.providerId,
+            created: result.created,
+            hostname: parsed.data.hostname,
+            enrollmentTokenId: tokenId,
+          },
+          result.created ? 'provider registered' : 'provider registered again',
+        );
+        const body: RegisterResponse = {
+          providerId: result.providerId,
+          credential: result.credential,
+          heartbeatIntervalSeconds: interval,
+          serverTime: at.toISOString(),
+        };
+        return reply.code(200).send(body);
+      },
+    );
+
+    api.post(
+      '/api/heartbeat',
+      { onRequest: async (request, reply) => ((await limit.heartbeatPerClient(request, reply)) ? reply : undefined) },
+      async (request, reply) => {
+        const credential = bearerToken(request.headers.authorization);
+        if (credential === null) {
+          return sendError(
+            reply,
+            401,
+            ApiErrorCode.credentialRejected,
+            'a provider credential is required: Authorization: Bearer <credential>',
+          );
+        }
+        const parsed = HeartbeatRequest.safeParse(request.body);
+        if (!parsed.success) return sendError(reply, 400, ApiErrorCode.invalidRequest, describeIssues(parsed.error));
+        const hb = parsed.data;
+        request.providerId = hb.providerId;
+        const check = store.checkCredential(hb.providerId, credential);
+        if (check === 'unknown_provider') {
+          return sendError(reply, 404, ApiErrorCode.unknownProvider, `no provider ${hb.providerId}; register again`);
+        }
+        if (check === 'rejected') {
+          return sendError(
+            reply,
+            401,
+            ApiErrorCode.credentialRejected,
+            `the credential is not the current one for ${hb.providerId}`,
+          );
+        }
+        request.limitKey = hb.providerId;
+        if (await limit.heartbeatPerProvider(request, reply)) return reply;
+        const at = now();
+        const outcome = store.acceptHeartbeat(hb, interval, at);
+        if (outcome.kind === 'unknown_provider') {
+          return sendError(reply, 404, ApiErrorCode.unknownProvider, `no provider ${hb.providerId}; register again`);
+        }
+        if (outcome.kind === 'held') {
+          request.log.info(
+            { providerId: hb.providerId, bootId: hb.bootId, holderBootId: outcome.holderBootId },
+            'heartbeat refused: another boot holds the identity',
+          );
+          reply.header('retry-after', String(outcome.retryAfterSeconds));
+          return sendError(
+            reply,
+            409,
+            ApiErrorCode.identityInUse,
+            `another agent is running as ${hb.providerId} and heartbeating; retry in ${outcome.retryAfterSeconds} s ` +
+              '(it is taken over once that agent misses its heartbeats); if both run, stop the copy or give it its ' +
+              'own state volume',
+          );
+        }
+        if (outcome.reason === 'holder_stopped' || outcome.reason === 'lease_expired') {
+          request.log.info(
+            {
+              providerId: hb.providerId,
+              bootId: hb.bootId,
+              previousBootId: outcome.previousBootId,
+              reason: outcome.reason,
+            },
+            'identity taken over by a new boot',
+          );
+        }
+        const body: HeartbeatResponse = { ok: true, heartbeatIntervalSeconds: interval, serverTime: at.toISOString() };
+        return reply.code(200).send(body);
+      },
+    );
   });
 
   app.get('/api/providers', async (request, reply) => {
@@ -178,7 +314,8 @@ export function buildServer(options: ServerOptions) {
   app.get<{ Params: { id: string } }>('/api/providers/:id', async (request, reply) => {
     if (!requireAdmin(request, reply)) return reply;
     const summary = store.getProvider(request.params.id, interval, now());
-    if (summary === null) return sendError(reply, 404, 'unknown_provider', `no provider ${request.params.id}`);
+    if (summary === null)
+      return sendError(reply, 404, ApiErrorCode.unknownProvider, `no provider ${request.params.id}`);
     request.providerId = summary.providerId;
     return reply.code(200).send(summary);
   });

@@ -1,60 +1,12 @@
 import type { AgentState, HeartbeatRequest, ProviderSummary, RegisterRequest } from '@ray-agent/protocol';
 import Database from 'better-sqlite3';
 import { deriveHealth } from './health.js';
+import { decideIdentity, type IdentityDecision } from './identity-lease.js';
+import { migrate } from './migrations.js';
 import { generateProviderId, generateSecret, hashesEqual, hashSecret } from './tokens.js';
 
-/** Bumped whenever the schema changes; `migrate()` brings older files forward. */
-export const SCHEMA_VERSION = 2;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS enrollment_tokens (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  hash TEXT NOT NULL UNIQUE,
-  label TEXT NOT NULL DEFAULT '',
-  created_at TEXT NOT NULL,
-  expires_at TEXT,
-  revoked_at TEXT
-);
-CREATE TABLE IF NOT EXISTS admin_tokens (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  hash TEXT NOT NULL UNIQUE,
-  label TEXT NOT NULL DEFAULT '',
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS providers (
-  id TEXT PRIMARY KEY,
-  install_id TEXT NOT NULL UNIQUE,
-  credential_hash TEXT NOT NULL,
-  enrollment_token_id INTEGER REFERENCES enrollment_tokens(id),
-  hostname TEXT NOT NULL,
-  ip_address TEXT NOT NULL,
-  cpu_cores INTEGER NOT NULL,
-  memory_bytes INTEGER NOT NULL,
-  limit_cpus REAL NOT NULL,
-  limit_memory_bytes INTEGER NOT NULL,
-  version_agent TEXT NOT NULL,
-  version_ray TEXT NOT NULL,
-  version_python TEXT NOT NULL,
-  registered_at TEXT NOT NULL,
-  last_registered_at TEXT NOT NULL,
-  registrations INTEGER NOT NULL DEFAULT 1,
-  heartbeats INTEGER NOT NULL DEFAULT 0,
-  last_heartbeat_at TEXT,
-  last_sent_at TEXT,
-  last_state TEXT,
-  last_ray_node TEXT,
-  last_cpu_percent REAL,
-  last_memory_bytes INTEGER,
-  last_memory_percent REAL,
-  active_tasks INTEGER NOT NULL DEFAULT 0,
-  recent_errors TEXT,
-  last_boot_id TEXT
-);
-CREATE TABLE IF NOT EXISTS settings (
-  key TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
-`;
+/** The schema version this code writes; see migrations.ts. */
+export { SCHEMA_VERSION } from './migrations.js';
 
 export interface EnrollmentTokenInfo {
   id: number;
@@ -76,6 +28,19 @@ export interface ProviderRecord {
 }
 
 export type CredentialCheck = 'ok' | 'unknown_provider' | 'rejected';
+
+/**
+ * Registering a known installId without proof of owning it: neither its current credential nor the enrollment
+ * token that registered it last. Nothing was changed.
+ */
+export class InstallIdTakenError extends Error {
+  override name = 'InstallIdTakenError';
+  constructor(readonly providerId: string) {
+    super('this installId is already registered to a provider');
+  }
+}
+
+export type HeartbeatOutcome = IdentityDecision | { kind: 'unknown_provider' };
 
 export interface RegisterResult {
   providerId: string;
@@ -120,6 +85,7 @@ interface ProviderRow {
   active_tasks: number;
   recent_errors: string | null;
   last_boot_id: string | null;
+  enrollment_token_id: number | null;
 }
 
 function tokenStatus(row: EnrollmentTokenRow, now: Date): EnrollmentTokenInfo['status'] {
@@ -200,6 +166,7 @@ export class Store {
   readonly db: Database.Database;
   private readonly st: ReturnType<typeof prepareStatements>;
   private readonly registerTx: (req: RegisterRequest, enrollmentTokenId: number | null, now: Date) => RegisterResult;
+  private readonly heartbeatTx: (hb: HeartbeatRequest, intervalSeconds: number, now: Date) => HeartbeatOutcome;
 
   constructor(file: string, options: StoreOptions = {}) {
     this.db = new Database(file, { fileMustExist: options.mustExist === true });
@@ -208,7 +175,7 @@ export class Store {
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('foreign_keys = ON');
       this.db.pragma('busy_timeout = 5000');
-      this.migrate();
+      migrate(this.db);
     } catch (err) {
       this.db.close();
       throw err;
@@ -217,21 +184,7 @@ export class Store {
     this.registerTx = this.db.transaction((req, enrollmentTokenId, now) =>
       this.registerInTx(req, enrollmentTokenId, now),
     );
-  }
-
-  private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      throw new Error(
-        `database schema version ${version} is newer than this manager understands (${SCHEMA_VERSION}); upgrade the manager`,
-      );
-    }
-    this.db.exec(SCHEMA);
-    // Migrations, in order. v2: the boot ID of the agent process that last heartbeated.
-    const columns = this.db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('providers')").all();
-    if (!columns.some((column) => column.name === 'last_boot_id'))
-      this.db.exec('ALTER TABLE providers ADD COLUMN last_boot_id TEXT');
-    if (version < SCHEMA_VERSION) this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    this.heartbeatTx = this.db.transaction((hb, intervalSeconds, now) => this.heartbeatInTx(hb, intervalSeconds, now));
   }
 
   close(): void {
@@ -307,7 +260,10 @@ export class Store {
 
   /**
    * Registers a provider, idempotently per installId: the same installId always maps to the same providerId.
-   * Every call issues a fresh credential and replaces the stored hash of the previous one.
+   * Every call issues a fresh credential and replaces the stored hash of the previous one. A known installId needs
+   * proof (`req.currentCredential` is its current credential, or `enrollmentTokenId` registered it last), else
+   * InstallIdTakenError: knowing an installId and holding some enrollment token must not be enough to take a
+   * provider over.
    */
   register(req: RegisterRequest, enrollmentTokenId: number | null, now: Date = new Date()): RegisterResult {
     return this.registerTx(req, enrollmentTokenId, now);
@@ -331,6 +287,10 @@ export class Store {
     };
     const existing = this.st.providerByInstallId.get(req.installId);
     if (existing) {
+      const sameToken = enrollmentTokenId !== null && existing.enrollment_token_id === enrollmentTokenId;
+      const holdsCredential =
+        req.currentCredential !== undefined && hashesEqual(existing.credential_hash, hashSecret(req.currentCredential));
+      if (!sameToken && !holdsCredential) throw new InstallIdTakenError(existing.id);
       this.st.providerReregister.run({ ...params, id: existing.id });
       return { providerId: existing.id, credential, created: false };
     }
@@ -366,15 +326,24 @@ export class Store {
   }
 
   /**
-   * True when another agent process (another boot ID) heartbeated as this provider recently and has not said it
-   * stopped: two agents are running with one identity. The one already running keeps it.
+   * A heartbeat under the identity lease, decided and stored in one transaction: accepted (and recorded, its boot
+   * now holding the lease) or `held` by another boot, or the provider does not exist.
    */
-  identityInUse(hb: HeartbeatRequest, heartbeatIntervalSeconds: number, now: Date = new Date()): boolean {
+  acceptHeartbeat(hb: HeartbeatRequest, heartbeatIntervalSeconds: number, now: Date = new Date()): HeartbeatOutcome {
+    return this.heartbeatTx(hb, heartbeatIntervalSeconds, now);
+  }
+
+  private heartbeatInTx(hb: HeartbeatRequest, intervalSeconds: number, now: Date): HeartbeatOutcome {
     const row = this.st.providerById.get(hb.providerId);
-    if (!row || row.last_boot_id === null || row.last_boot_id === hb.bootId || row.last_heartbeat_at === null)
-      return false;
-    if (row.last_state === 'stopped') return false;
-    return now.getTime() - Date.parse(row.last_heartbeat_at) < 3 * heartbeatIntervalSeconds * 1000;
+    if (!row) return { kind: 'unknown_provider' };
+    const decision = decideIdentity(
+      { bootId: row.last_boot_id, lastState: row.last_state, lastHeartbeatAt: row.last_heartbeat_at },
+      hb.bootId,
+      intervalSeconds,
+      now,
+    );
+    if (decision.kind === 'accepted') this.recordHeartbeat(hb, now);
+    return decision;
   }
 
   listProviders(heartbeatIntervalSeconds: number, now: Date = new Date()): ProviderSummary[] {

@@ -156,12 +156,12 @@ describe('POST /api/register', () => {
     const afterRevoke = await server.call('POST', '/api/register', { token: revoked.token, body: registerBody() });
     expect(afterRevoke.status).toBe(401);
 
+    // Another machine (installId): the first one's is registered with the revoked token now.
+    const second = registerBody({ installId: '0b7f8a52-3c1d-4e5f-8a9b-0c1d2e3f4a5b' });
     const expiring = server.store.createEnrollmentToken({ expiresInHours: 1, now: server.clock.now });
-    expect((await server.call('POST', '/api/register', { token: expiring.token, body: registerBody() })).status).toBe(
-      200,
-    );
+    expect((await server.call('POST', '/api/register', { token: expiring.token, body: second })).status).toBe(200);
     server.clock.now = new Date(server.clock.now.getTime() + 2 * 3_600_000);
-    const expired = await server.call('POST', '/api/register', { token: expiring.token, body: registerBody() });
+    const expired = await server.call('POST', '/api/register', { token: expiring.token, body: second });
     expect(expired.status).toBe(401);
     expect(errorCode(expired.body)).toBe('enrollment_token_rejected');
 
@@ -309,40 +309,6 @@ describe('POST /api/heartbeat', () => {
     });
     expect(res.status).toBe(404);
     expect(errorCode(res.body)).toBe('unknown_provider');
-  });
-
-  it('answers 409 identity_in_use to a second agent process with the same credentials; the first keeps working', async () => {
-    const reg = await register();
-    const first = await server.call('POST', '/api/heartbeat', {
-      token: reg.credential,
-      body: heartbeatBody(reg.providerId),
-    });
-    expect(first.status).toBe(200);
-    const copy = heartbeatBody(reg.providerId, { bootId: '5e2b8c41-7d3a-4f9e-8b6c-0a1d2e3f4b5c' });
-    const second = await server.call('POST', '/api/heartbeat', { token: reg.credential, body: copy });
-    expect(second.status).toBe(409);
-    expect(errorCode(second.body)).toBe('identity_in_use');
-    const again = await server.call('POST', '/api/heartbeat', {
-      token: reg.credential,
-      body: heartbeatBody(reg.providerId),
-    });
-    expect(again.status).toBe(200);
-    // Once the first says it stopped, a new process (a restarted container) takes the identity over.
-    await server.call('POST', '/api/heartbeat', {
-      token: reg.credential,
-      body: heartbeatBody(reg.providerId, { state: 'stopped', rayNode: 'stopped', activeTasks: 0 }),
-    });
-    const restarted = await server.call('POST', '/api/heartbeat', { token: reg.credential, body: copy });
-    expect(restarted.status).toBe(200);
-  });
-
-  it('lets a new process take over an identity whose last heartbeat is old (a crashed container)', async () => {
-    const reg = await register();
-    await server.call('POST', '/api/heartbeat', { token: reg.credential, body: heartbeatBody(reg.providerId) });
-    server.clock.now = new Date(server.clock.now.getTime() + 10 * 60_000);
-    const copy = heartbeatBody(reg.providerId, { bootId: '5e2b8c41-7d3a-4f9e-8b6c-0a1d2e3f4b5c' });
-    const res = await server.call('POST', '/api/heartbeat', { token: reg.credential, body: copy });
-    expect(res.status).toBe(200);
   });
 
   it('rejects an invalid heartbeat with 400 naming the field', async () => {

@@ -82,6 +82,23 @@ describe('command line validation', () => {
     expect(res.stderr).toMatch(/^--admin-token-file: .* is empty; it must hold one token, e\.g\. --admin-token-file /);
   });
 
+  it('validates the rate-limit options, naming each and what a correct agent needs', () => {
+    expect(cli('serve', '--register-limit-per-install', 'lots').stderr).toBe(
+      '--register-limit-per-install: must be an integer 0-1000000, e.g. --register-limit-per-install 10\n',
+    );
+    expect(cli('serve', '--register-limit-per-client', '2').stderr).toBe(
+      '--register-limit-per-client: 2 a minute is fewer than a correct agent may need (at least 3; 0 turns the ' +
+        'limit off), e.g. --register-limit-per-client 30\n',
+    );
+    const tooFew = cli('serve', '--heartbeat-interval', '2', '--heartbeat-limit-per-provider', '50');
+    expect(tooFew.code).toBe(2);
+    expect(tooFew.stderr).toBe(
+      '--heartbeat-limit-per-provider: 50 a minute at --heartbeat-interval 2 is fewer than a correct agent may need ' +
+        '(at least 60; 0 turns the limit off), e.g. --heartbeat-limit-per-provider 120\n',
+    );
+    expect(cli('serve', '--heartbeat-limit-per-client', '-1').stderr).toMatch(/^--heartbeat-limit-per-client: must be/);
+  });
+
   it('unknown options exit 2', () => {
     const res = cli('serve', '--bogus');
     expect(res.code).toBe(2);
@@ -132,6 +149,10 @@ describe('token create, serve, register, SIGTERM', () => {
         '7',
         '--admin-token-file',
         adminFile,
+        '--register-limit-per-client',
+        '100',
+        '--heartbeat-limit-per-provider',
+        '0',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -151,6 +172,15 @@ describe('token create, serve, register, SIGTERM', () => {
         throw new Error(`manager did not start:\n${stdout}\n${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
+
+    // The limits as given, the others at their defaults (the per-provider heartbeat one off).
+    const listening = JSON.parse(stdout.split('\n').find((l) => l.includes('"manager listening"')) ?? '{}');
+    expect(listening.rateLimits).toEqual({
+      registerPerClient: { max: 100, windowSeconds: 60 },
+      registerPerInstall: { max: 10, windowSeconds: 3600 },
+      heartbeatPerClient: { max: 1200, windowSeconds: 60 },
+      heartbeatPerProvider: { max: 0, windowSeconds: 60 },
+    });
 
     const base = `https://localhost:${port}`;
     const post = (path: string, bearer: string, body: unknown) =>

@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import { ErrorBody } from '@ray-agent/protocol';
 import { createLogger } from '../src/logger.js';
 import { validateAgainstOpenApi } from '../src/openapi-check.js';
+import type { RateLimits } from '../src/rate-limits.js';
 import { buildServer } from '../src/server.js';
 import { Store } from '../src/store.js';
 
@@ -85,15 +86,31 @@ export interface HttpResult {
   body: unknown;
 }
 
-/** One HTTPS request that verifies the server against `ca`. */
+/**
+ * One HTTPS request that verifies the server against `ca`. `localAddress` (another loopback address, such as
+ * 127.0.0.2) makes the request come from another client as the server sees it.
+ */
 export function httpsCall(
   url: string,
-  options: { method?: string; ca: Buffer; headers?: Record<string, string>; body?: string | Buffer },
+  options: {
+    method?: string;
+    ca: Buffer;
+    headers?: Record<string, string>;
+    body?: string | Buffer;
+    localAddress?: string;
+  },
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       url,
-      { method: options.method ?? 'GET', ca: options.ca, headers: options.headers, agent: false },
+      {
+        method: options.method ?? 'GET',
+        ca: options.ca,
+        headers: options.headers,
+        agent: false,
+        // The server listens on 127.0.0.1: an IPv4 source address needs an IPv4 destination.
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress, family: 4 }),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -132,6 +149,14 @@ export class LogCapture extends Writable {
   }
 }
 
+/** Limits off, for tests that replay minutes of traffic on the injected clock (the limiter counts real time). */
+export const NO_RATE_LIMITS: RateLimits = {
+  registerPerClient: { max: 0, windowSeconds: 60 },
+  registerPerInstall: { max: 0, windowSeconds: 3600 },
+  heartbeatPerClient: { max: 0, windowSeconds: 60 },
+  heartbeatPerProvider: { max: 0, windowSeconds: 60 },
+};
+
 export const ENROLLMENT_TOKEN = 'test-enrollment-token-0123456789abcdef';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
@@ -147,14 +172,21 @@ export interface TestServer {
   call(
     method: string,
     path: string,
-    options?: { token?: string; body?: unknown; rawBody?: string; contentType?: string | null; checkRequest?: boolean },
+    options?: {
+      token?: string;
+      body?: unknown;
+      rawBody?: string;
+      contentType?: string | null;
+      checkRequest?: boolean;
+      localAddress?: string;
+    },
   ): Promise<HttpResult>;
   close(): Promise<void>;
 }
 
 /** The real server, in-process, with real TLS on 127.0.0.1 and an ephemeral port. */
 export async function startTestServer(
-  options: { heartbeatIntervalSeconds?: number; dir?: string } = {},
+  options: { heartbeatIntervalSeconds?: number; dir?: string; rateLimits?: RateLimits } = {},
 ): Promise<TestServer> {
   const tmp = options.dir === undefined ? tempDir() : { dir: options.dir, remove: () => undefined };
   const tls = makeTls(tmp.dir);
@@ -168,6 +200,7 @@ export async function startTestServer(
     store,
     tls: { cert: tls.cert, key: tls.key },
     heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 10,
+    ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
     logger: createLogger({ destination: logs }),
     now: () => clock.now,
   });
@@ -199,11 +232,12 @@ export async function startTestServer(
         ca: tls.ca,
         headers,
         ...(body === undefined ? {} : { body }),
+        ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }),
       });
       const ct = String(res.headers['content-type'] ?? '');
       if (!ct.startsWith('application/json'))
         openApiProblems.push(`${method} ${path} ${res.status}: content-type ${ct}`);
-      const problems = validateAgainstOpenApi(path, method, 'response', res.status, res.body);
+      const problems = validateAgainstOpenApi(path, method, 'response', res.status, res.body, res.headers);
       if (problems.length === 1 && problems[0]?.startsWith('no path in the OpenAPI document')) {
         // Undocumented routes must still answer with an ErrorBody.
         if (!ErrorBody.safeParse(res.body).success) openApiProblems.push(`${method} ${path}: not an ErrorBody`);

@@ -34,7 +34,45 @@ describe('manager/openapi.json', () => {
   });
 });
 
+describe('the documented answers', () => {
+  type Responses = Record<string, { headers?: Record<string, { required?: boolean }> }>;
+  const doc = buildOpenApiDocument() as { paths: Record<string, { post: { responses: Responses } }> };
+
+  it('include 409 and 429 for register and heartbeat, with Retry-After where the manager always sends it', () => {
+    const register = doc.paths['/api/register']?.post.responses ?? {};
+    const heartbeat = doc.paths['/api/heartbeat']?.post.responses ?? {};
+    expect(JSON.stringify(register['409'])).toContain('install_id_taken');
+    expect(JSON.stringify(heartbeat['409'])).toContain('identity_in_use');
+    expect(heartbeat['409']?.headers?.['Retry-After']?.required).toBe(true);
+    for (const responses of [register, heartbeat]) {
+      expect(JSON.stringify(responses['429'])).toContain('rate_limited');
+      expect(responses['429']?.headers?.['Retry-After']?.required).toBe(true);
+    }
+  });
+
+  it('describe currentCredential in RegisterRequest', () => {
+    const schemas = (buildOpenApiDocument() as { components: { schemas: Record<string, unknown> } }).components.schemas;
+    expect(schemas.RegisterRequest).toMatchObject({
+      properties: { currentCredential: { type: 'string', minLength: 32, maxLength: 256 } },
+    });
+  });
+});
+
 describe('validateAgainstOpenApi', () => {
+  it('checks documented response headers when given', () => {
+    const body = { error: { code: 'identity_in_use', message: 'another agent' } };
+    expect(validateAgainstOpenApi('/api/heartbeat', 'POST', 'response', 409, body, { 'retry-after': '7' })).toEqual([]);
+    expect(validateAgainstOpenApi('/api/heartbeat', 'POST', 'response', 409, body, {})).toEqual([
+      'POST /api/heartbeat 409 response: header Retry-After is missing',
+    ]);
+    expect(validateAgainstOpenApi('/api/heartbeat', 'POST', 'response', 409, body, { 'retry-after': '0' })[0]).toMatch(
+      /header Retry-After "0" does not match/,
+    );
+    expect(
+      validateAgainstOpenApi('/api/register', 'POST', 'response', 429, body, { 'retry-after': 'soon' })[0],
+    ).toMatch(/header Retry-After "soon" does not match/);
+  });
+
   it('accepts valid requests and finds problems in invalid ones', () => {
     expect(validateAgainstOpenApi('/api/register', 'POST', 'request', undefined, registerBody())).toEqual([]);
     expect(validateAgainstOpenApi('/api/heartbeat', 'post', 'request', undefined, heartbeatBody('prv-abc'))).toEqual(

@@ -7,7 +7,15 @@ export const ProviderId = z
   .string()
   .regex(/^[a-z0-9][a-z0-9-]{2,62}$/, 'provider IDs are 3-63 lowercase letters, digits and dashes');
 
-/** POST /api/register, authorized by the enrollment token. Idempotent per installId. */
+/** A provider credential as the manager issues it (base64url of 32 random bytes, with room to grow). */
+export const ProviderCredential = z.string().min(32).max(256);
+
+/**
+ * POST /api/register, authorized by the enrollment token. Idempotent per installId. Registering an installId the
+ * manager already knows issues a new credential only with proof: `currentCredential` is that provider's current
+ * credential, or the enrollment token is the one that registered it last (a retry after a lost answer).
+ * Otherwise the answer is 409 `install_id_taken`.
+ */
 export const RegisterRequest = z.object({
   installId: z.uuid(),
   hostname: z.string().min(1).max(253),
@@ -16,13 +24,15 @@ export const RegisterRequest = z.object({
   ipAddress: z.string().min(1).max(64),
   versions: Versions,
   limits: Limits,
+  /** The credential this agent holds for its provider, sent when it registers again. */
+  currentCredential: ProviderCredential.optional(),
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
 export const RegisterResponse = z.object({
   providerId: ProviderId,
   /** Bearer credential for heartbeats; only ever stored in the agent's state volume. */
-  credential: z.string().min(32).max(256),
+  credential: ProviderCredential,
   heartbeatIntervalSeconds: z.number().int().min(1).max(3600),
   serverTime: Timestamp,
 });
@@ -45,6 +55,39 @@ export const HeartbeatRequest = z.object({
   sentAt: Timestamp,
 });
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
+
+/**
+ * The identity lease: a boot (one agent process, one `bootId`) holds its provider's identity while its heartbeats
+ * keep coming. Another boot is refused with 409 `identity_in_use` and a Retry-After until the holder's last heartbeat
+ * is this many intervals old, or the holder said `stopped`; then the newest boot wins. Two intervals: a live agent
+ * heartbeats every interval, so a copy never wins, and a restarted container waits at most two intervals.
+ */
+export const IDENTITY_LEASE_INTERVALS = 2;
+
+/** How long a boot keeps its provider's identity after its last accepted heartbeat, in milliseconds. */
+export function identityLeaseMs(heartbeatIntervalSeconds: number): number {
+  return IDENTITY_LEASE_INTERVALS * heartbeatIntervalSeconds * 1000;
+}
+
+/** The `error.code` of every error answer of the manager API; the agent acts on several of them. */
+export const ApiErrorCode = {
+  invalidRequest: 'invalid_request',
+  payloadTooLarge: 'payload_too_large',
+  unsupportedMediaType: 'unsupported_media_type',
+  notFound: 'not_found',
+  internalError: 'internal_error',
+  enrollmentTokenRejected: 'enrollment_token_rejected',
+  credentialRejected: 'credential_rejected',
+  adminTokenRejected: 'admin_token_rejected',
+  unknownProvider: 'unknown_provider',
+  /** 409 on heartbeat, with Retry-After: another boot holds the identity lease. */
+  identityInUse: 'identity_in_use',
+  /** 409 on register: the installId is registered and the request brought no proof of owning it. */
+  installIdTaken: 'install_id_taken',
+  /** 429, with Retry-After. */
+  rateLimited: 'rate_limited',
+} as const;
+export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 
 export const HeartbeatResponse = z.object({
   ok: z.literal(true),
