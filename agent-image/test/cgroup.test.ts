@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { cgroupReader } from '../src/limits/cgroup.js';
 import { tempDir } from './helpers.js';
@@ -101,5 +102,57 @@ describe('cgroupReader, cgroup v1 layout', () => {
   it('does not read v1 files when the tree is v2', () => {
     const reader = cgroupReader(tree({ ...V2_BASE, 'cpu/cpu.cfs_quota_us': '200000\n', 'cpu.max': 'max 100000\n' }));
     expect(reader.cpuLimit()).toBeUndefined();
+  });
+});
+
+describe('cgroupReader on trees copied from real containers (test/fixtures/cgroup)', () => {
+  const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/cgroup/${name}`, import.meta.url));
+
+  it('v1, docker run --cpus=1.5 --memory=3g', () => {
+    const reader = cgroupReader(fixture('v1-docker-cpus1.5-memory3g'));
+    expect(reader.cpuLimit()).toBe(1.5);
+    expect(reader.memoryLimit()).toBe(3 * 1024 ** 3);
+    expect(reader.memoryUsage()).toBe(860_160 - 20_480);
+    expect(reader.cpuUsageNanos()).toBe(97_409_240);
+  });
+
+  it('v1, docker run without limits', () => {
+    const reader = cgroupReader(fixture('v1-docker-unlimited'));
+    expect(reader.cpuLimit()).toBeUndefined();
+    expect(reader.memoryLimit()).toBeUndefined();
+    expect(reader.memoryUsage()).toBe(966_656 - 20_480);
+    expect(reader.cpuUsageNanos()).toBe(93_648_204);
+  });
+
+  it("v1, a parent cgroup's limit shown only as hierarchical_memory_limit", () => {
+    expect(cgroupReader(fixture('v1-parent-limit-memory2g')).memoryLimit()).toBe(2 * 1024 ** 3);
+  });
+
+  it('v2, --cpus=1.5 --memory=3g', () => {
+    const reader = cgroupReader(fixture('v2-docker-cpus1.5-memory3g'));
+    expect(reader.cpuLimit()).toBe(1.5);
+    expect(reader.memoryLimit()).toBe(3 * 1024 ** 3);
+    expect(reader.memoryUsage()).toBe(9_437_184 - 5_246_976);
+    expect(reader.cpuUsageNanos()).toBe(94_358_000);
+  });
+
+  it('v2 without limits', () => {
+    const reader = cgroupReader(fixture('v2-docker-unlimited'));
+    expect(reader.cpuLimit()).toBeUndefined();
+    expect(reader.memoryLimit()).toBeUndefined();
+  });
+});
+
+describe('cgroupReader, v1 hierarchical limits', () => {
+  it('takes the smaller of the own limit and the hierarchical one', () => {
+    const stat = (limit: number | string) => `cache 0\nhierarchical_memory_limit ${limit}\ntotal_inactive_file 0\n`;
+    const both = (own: number | string, parents: number | string) =>
+      cgroupReader(
+        tree({ 'memory/memory.limit_in_bytes': `${own}\n`, 'memory/memory.stat': stat(parents) }),
+      ).memoryLimit();
+    expect(both(4 * 1024 ** 3, 2 * 1024 ** 3)).toBe(2 * 1024 ** 3);
+    expect(both(2 * 1024 ** 3, '9223372036854771712')).toBe(2 * 1024 ** 3);
+    expect(both('9223372036854771712', '9223372036854771712')).toBeUndefined();
+    expect(cgroupReader(tree({ 'memory/memory.stat': stat(1024 ** 3) })).memoryLimit()).toBe(1024 ** 3);
   });
 });

@@ -19,15 +19,16 @@ const ROW_INPUTS = MEMORY.flatMap((memoryBytes) =>
 
 describe('rayResources', () => {
   it.each(ROW_INPUTS)('fits $memoryBytes bytes, $cpus CPUs, $shmName', ({ memoryBytes, cpus, shmBytes }) => {
-    const reserve = Math.min(768 * MiB, Math.max(256 * MiB, Math.floor(memoryBytes * 0.25)));
     const r = rayResources({ cpus, memoryBytes, source: 'env', shmBytes });
-    if (memoryBytes >= GiB) expect(reserve + r.objectStoreBytes + r.memoryBytes).toBeLessThanOrEqual(memoryBytes);
+    expect(r.plan.reserveBytes).toBeGreaterThanOrEqual(Math.min(256 * MiB, memoryBytes / 4));
+    expect(r.plan.reserveBytes + r.objectStoreBytes + r.memoryBytes).toBeLessThanOrEqual(memoryBytes);
     expect(r.objectStoreBytes).toBeGreaterThanOrEqual(MIN_OBJECT_STORE);
     expect(MIN_OBJECT_STORE).toBe(75 * MiB);
     expect(r.memoryBytes).toBeGreaterThan(0);
     expect(Number.isInteger(r.objectStoreBytes)).toBe(true);
     expect(Number.isInteger(r.memoryBytes)).toBe(true);
     expect(r.numCpus).toBe(Math.max(1, Math.floor(cpus)));
+    expect(r.numCpus).toBeLessThanOrEqual(Math.max(1, cpus));
     expect(Number.isInteger(r.numCpus)).toBe(true);
   });
 
@@ -75,5 +76,59 @@ describe('rayResources', () => {
     expect(r.warnings).toHaveLength(1);
     expect(r.warnings[0]).toMatch(/below one CPU/);
     expect(r.warnings[0]).not.toContain('--shm-size=');
+  });
+});
+
+describe('rayResources when /dev/shm cannot hold even the smallest store', () => {
+  it('plans the store in /tmp (as Ray puts it there), inside the memory limit, and says so', () => {
+    for (const memoryBytes of MEMORY) {
+      const r = rayResources({ cpus: 2, memoryBytes, source: 'cgroup', shmBytes: 64 * MiB, tmpFreeBytes: 100 * GiB });
+      expect(r.plan.objectStoreIn).toBe('tmp');
+      expect(r.plan.reserveBytes + r.objectStoreBytes + r.memoryBytes).toBeLessThanOrEqual(memoryBytes);
+      expect(r.warnings).toHaveLength(1);
+      expect(r.warnings[0]).toMatch(
+        /^\/dev\/shm is only 64 MiB, too small for Ray's object store, so Ray keeps .* in \/tmp instead, .*counts against the memory limit.*; run the container with --shm-size=\d+m$/,
+      );
+    }
+  });
+
+  it("cuts the store to half of /tmp's free space, where Ray's logs and sessions also live", () => {
+    const r = rayResources({
+      cpus: 2,
+      memoryBytes: 8 * GiB,
+      source: 'cgroup',
+      shmBytes: 64 * MiB,
+      tmpFreeBytes: 2 * GiB,
+    });
+    expect(r.objectStoreBytes).toBe(GiB);
+    expect(r.plan.cut).toBe('tmp_space');
+    expect(r.memoryBytes).toBe(8 * GiB - r.plan.reserveBytes - GiB);
+    expect(r.warnings[0]).toContain('cut to 1 GiB (half of the 2 GiB free in /tmp)');
+    expect(r.warnings[0]).toMatch(/--shm-size=\d+m$/);
+  });
+
+  it('stays below the 10 GB Ray refuses outside /dev/shm (ray start would fail)', () => {
+    const r = rayResources({
+      cpus: 8,
+      memoryBytes: 64 * GiB,
+      source: 'cgroup',
+      shmBytes: 64 * MiB,
+      tmpFreeBytes: undefined,
+    });
+    expect(r.objectStoreBytes).toBe(10 ** 10);
+    expect(r.warnings[0]).toContain("Ray's 10 GB ceiling for a store outside /dev/shm");
+    // The memory the store did not take goes to tasks, still inside the limit.
+    expect(r.plan.reserveBytes + r.objectStoreBytes + r.memoryBytes).toBe(64 * GiB);
+  });
+
+  it('the --shm-size it suggests puts the full store back in /dev/shm', () => {
+    for (const memoryBytes of MEMORY) {
+      const small = rayResources({ cpus: 2, memoryBytes, source: 'cgroup', shmBytes: 64 * MiB, tmpFreeBytes: GiB });
+      const suggested = Number(/--shm-size=(\d+)m/.exec(small.warnings[0] ?? '')?.[1]) * MiB;
+      const fixed = rayResources({ cpus: 2, memoryBytes, source: 'cgroup', shmBytes: suggested, tmpFreeBytes: GiB });
+      expect(fixed.plan.objectStoreIn).toBe('shm');
+      expect(fixed.plan.cut).toBe('full');
+      expect(fixed.warnings).toEqual([]);
+    }
   });
 });

@@ -15,6 +15,8 @@ export const HeartbeatHealth = z.enum(['idle', 'healthy', 'failing', 'rate_limit
 export type HeartbeatHealth = z.infer<typeof HeartbeatHealth>;
 
 export const LimitSource = z.enum(['env', 'cgroup', 'host']);
+export const ObjectStoreLocation = z.enum(['shm', 'tmp']);
+export type ObjectStoreLocation = z.infer<typeof ObjectStoreLocation>;
 
 export const TimedMessage = z.object({ at: Timestamp, message: Sentence });
 
@@ -54,12 +56,22 @@ export const StatusDocument = z.object({
     serverClockSkewSeconds: z.number().nullable(),
   }),
   tasks: z.object({ running: z.number().int().nonnegative() }),
+  /**
+   * The limits the node runs under: CPU_LIMIT/MEMORY_LIMIT, never above the container's cgroup or the host. The
+   * `ray*` figures and `objectStoreIn` came later than schema 1 itself: optional, so older agents still validate.
+   */
   limits: z.object({
     cpus: z.number().positive(),
     memoryBytes: z.number().int().positive(),
     objectStoreBytes: z.number().int().positive(),
     shmBytes: z.number().int().nonnegative().nullable(),
     source: LimitSource,
+    /** Whole CPUs Ray schedules (`--num-cpus`): a 2.5-CPU limit gives 2 ("Ray uses 2 of 2.5 CPUs"). */
+    rayCpus: z.number().int().positive().optional(),
+    /** Ray's schedulable memory (`--memory`), what tasks and actors may ask for. */
+    rayMemoryBytes: z.number().int().positive().optional(),
+    /** Where the object store lives: /dev/shm, or /tmp when /dev/shm is too small (slower, still in the limit). */
+    objectStoreIn: ObjectStoreLocation.optional(),
   }),
   usage: z.object({ cpuPercent: z.number().min(0), memoryBytes: z.number().int().nonnegative() }),
   warnings: z.array(Sentence).max(20),

@@ -27,7 +27,7 @@ export function cgroupReader(root = '/sys/fs/cgroup'): CgroupReader {
     return match ? Number(match[1]) : undefined;
   };
   // v1 reports "no limit" as a huge page-aligned number.
-  const realLimit = (bytes: number) => (bytes > 0 && bytes < 2 ** 60 ? bytes : undefined);
+  const realLimit = (bytes: number) => (Number.isFinite(bytes) && bytes > 0 && bytes < 2 ** 60 ? bytes : undefined);
   const v2 = read('cgroup.controllers') !== undefined;
 
   return {
@@ -41,8 +41,15 @@ export function cgroupReader(root = '/sys/fs/cgroup'): CgroupReader {
       return quota > 0 ? quota / period : undefined;
     },
     memoryLimit() {
-      const text = v2 ? read('memory.max') : read('memory/memory.limit_in_bytes');
-      return text === undefined || text === 'max' ? undefined : realLimit(Number(text));
+      if (v2) {
+        const text = read('memory.max');
+        return text === undefined || text === 'max' ? undefined : realLimit(Number(text));
+      }
+      // v1 shows the container's own cgroup; a smaller limit on a parent (a pod, a slice) is in memory.stat.
+      const own = realLimit(Number(read('memory/memory.limit_in_bytes') ?? Number.NaN));
+      const parents = realLimit(statField(read('memory/memory.stat'), 'hierarchical_memory_limit') ?? Number.NaN);
+      if (own === undefined || parents === undefined) return own ?? parents;
+      return Math.min(own, parents);
     },
     cpuUsageNanos() {
       if (v2) {
@@ -78,6 +85,16 @@ export function shmSize(path = '/dev/shm'): number | undefined {
   try {
     const stats = statfsSync(path);
     return stats.blocks * stats.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Free space under `path` for this user (where Ray puts its object store when /dev/shm is too small). */
+export function freeBytes(path = '/tmp'): number | undefined {
+  try {
+    const stats = statfsSync(path);
+    return stats.bavail * stats.bsize;
   } catch {
     return undefined;
   }
