@@ -19,7 +19,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  // A destination lets tests read exactly what the agent would print.
-  return destination ? pino(options, destination) : pino(options);
+  // A destination lets tests read exactly what the agent would print. Stdout is written synchronously: the agent
+  // logs little, and an exit right after a line (a fault, a refusal) must neither drop nor reorder it.
+  return pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
 }
 export type Logger = ReturnType<typeof createLogger>;

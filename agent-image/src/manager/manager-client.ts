@@ -105,7 +105,14 @@ export class ManagerClient {
     } catch (error) {
       throw classify(error, timeout.aborted);
     }
-    const text = await readLimited(response.body);
+    let text: string | undefined;
+    try {
+      text = await readLimited(response.body);
+    } catch (error) {
+      // The headers came but the body did not (connection reset, body timeout, the abort timer mid-body): the
+      // same network trouble as before the headers, so the same retryable classification.
+      throw classify(error, timeout.aborted, response.statusCode);
+    }
     const date = parseDate(response.headers.date);
     if (text === undefined)
       throw new ManagerError('invalid_response', `the manager sent more than ${MAX_BODY} bytes`, response.statusCode);
@@ -143,8 +150,10 @@ export class ManagerClient {
   }
 }
 
-function classify(error: unknown, timedOut: boolean): ManagerError {
+function classify(error: unknown, timedOut: boolean, status?: number): ManagerError {
   const code = causeCode(error);
+  // Mid-body, the status line is a fact worth logging, but the failure is the transport's, not an HTTP answer.
+  const during = status === undefined ? '' : ` while it was sending its ${status} answer`;
   if (code && TLS_CODES.has(code))
     return new ManagerError(
       'tls',
@@ -158,13 +167,20 @@ function classify(error: unknown, timedOut: boolean): ManagerError {
     code === 'UND_ERR_HEADERS_TIMEOUT' ||
     code === 'UND_ERR_BODY_TIMEOUT'
   )
-    return new ManagerError('timeout', 'the manager did not answer in time', undefined, code ?? 'TIMEOUT');
+    return new ManagerError(
+      'timeout',
+      status === undefined ? 'the manager did not answer in time' : `the manager stalled${during}`,
+      undefined,
+      code ?? 'TIMEOUT',
+    );
   const detail =
     code === 'ENOTFOUND' || code === 'EAI_AGAIN'
       ? "the manager's host name was not found"
       : code === 'ECONNREFUSED'
         ? 'the manager refused the connection'
-        : `the manager could not be reached (${code ?? (error as Error).message})`;
+        : status !== undefined
+          ? `the connection to the manager broke${during} (${code ?? (error as Error).message})`
+          : `the manager could not be reached (${code ?? (error as Error).message})`;
   return new ManagerError('network', detail, undefined, code);
 }
 

@@ -1,19 +1,27 @@
 import { randomUUID } from 'node:crypto';
 import {
   accessSync,
+  closeSync,
   constants,
   existsSync,
+  fsyncSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
+  unlinkSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { ProviderId } from '@ray-agent/protocol';
 import { z } from 'zod';
 import { writeFileAtomic } from './atomic-file.js';
+
+/** Moved-aside files kept per file and reason: enough to debug a re-registration loop, too few to fill a volume. */
+export const QUARANTINE_KEEP = 5;
 
 /** What the agent keeps on its state volume: a stable install ID and, once registered, its credentials. */
 export const Credentials = z.object({
@@ -36,11 +44,28 @@ export class CorruptCredentialsError extends Error {
   }
 }
 
+export interface StateStoreOptions {
+  /** AGENT_TOKEN_FILE: once credentials are saved it is removed when it lies on the state volume. */
+  enrollmentTokenFile?: string | undefined;
+  /** Told (once) when the token file has to stay where Ray tasks can read it: a status warning. */
+  onTokenFileKept?: (warning: string) => void;
+}
+
+/** What became of the enrollment token file after registration. */
+export type TokenFileOutcome =
+  | { kind: 'none' }
+  | { kind: 'removed'; path: string }
+  | { kind: 'kept'; path: string; warning: string };
+
 export class StateStore {
   readonly installIdPath: string;
   readonly credentialsPath: string;
+  private tokenKeptWarned = false;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    private readonly options: StateStoreOptions = {},
+  ) {
     this.installIdPath = join(dir, 'install-id');
     this.credentialsPath = join(dir, 'credentials.json');
   }
@@ -96,10 +121,93 @@ export class StateStore {
     writeFileAtomic(this.credentialsPath, `${JSON.stringify(credentials, null, 2)}\n`);
   }
 
-  /** Moves a file aside, bytes intact, so nothing is deleted on a guess. Returns where it went. */
+  /**
+   * Moves a file aside, bytes intact, so nothing is deleted on a guess. Returns where it went. Only the newest
+   * QUARANTINE_KEEP per file and reason are kept: the rename comes first and the pruning after it, so a crash in
+   * between leaves one too many (pruned next time), never the newest one lost.
+   */
   quarantine(path: string, reason = 'invalid'): string {
-    const target = `${path}.${reason}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    // Two in one millisecond must not overwrite each other, and a later one sorts after an earlier one.
+    const sameStamp = `${basename(path)}.${reason}-${stamp}`;
+    const taken = readdirSync(dirname(path))
+      .filter((name) => name === sameStamp || name.startsWith(`${sameStamp}-`))
+      .map((name) => Number(name.slice(sameStamp.length + 1) || 0))
+      .filter(Number.isInteger);
+    const target = `${path}.${reason}-${stamp}${taken.length ? `-${Math.max(...taken) + 1}` : ''}`;
     renameSync(path, target);
+    this.pruneQuarantine(path, reason, target);
+    fsyncDir(dirname(path));
     return target;
+  }
+
+  private pruneQuarantine(path: string, reason: string, newest: string): void {
+    const prefix = `${basename(path)}.${reason}-`;
+    const pattern = /^(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{3}Z)(?:-(\d+))?$/;
+    const older = readdirSync(dirname(path))
+      .filter((name) => name.startsWith(prefix) && name !== basename(newest))
+      .flatMap((name) => {
+        const match = pattern.exec(name.slice(prefix.length));
+        return match ? [{ name, stamp: match[1] ?? '', n: Number(match[2] ?? 0) }] : [];
+      })
+      // Oldest first. The one just made is kept whatever its stamp says (the clock may have stepped back).
+      .sort((a, b) => (a.stamp === b.stamp ? a.n - b.n : a.stamp < b.stamp ? -1 : 1));
+    for (const file of older.slice(0, Math.max(0, older.length - (QUARANTINE_KEEP - 1))))
+      rmSync(join(dirname(path), file.name), { force: true });
+  }
+
+  /**
+   * Called once credentials are saved: Ray tasks run as the agent's user, so a token file they can read would let
+   * any task enroll more providers. The token stays in this process's memory for a re-registration. A file outside
+   * the state volume (a host bind mount) is the person's to remove; one that cannot be removed is reported.
+   */
+  forgetEnrollmentToken(): TokenFileOutcome {
+    const file = this.options.enrollmentTokenFile;
+    if (file === undefined || !existsSync(file)) return { kind: 'none' };
+    const path = resolve(file);
+    if (!isInside(path, this.dir))
+      return this.tokenKept(
+        path,
+        `the enrollment token file ${path} is still readable by Ray tasks on this node; now that the agent is registered, remove it from the host (or stop mounting it)`,
+      );
+    try {
+      unlinkSync(path);
+      fsyncDir(dirname(path));
+      return { kind: 'removed', path };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      if (code === 'ENOENT') return { kind: 'none' };
+      return this.tokenKept(
+        path,
+        `the enrollment token file ${path} could not be removed (${code}) and is still readable by Ray tasks on this node; now that the agent is registered, remove it from the host (or stop mounting it)`,
+      );
+    }
+  }
+
+  private tokenKept(path: string, warning: string): TokenFileOutcome {
+    if (!this.tokenKeptWarned) this.options.onTokenFileKept?.(warning);
+    this.tokenKeptWarned = true;
+    return { kind: 'kept', path, warning };
+  }
+}
+
+/** Whether `path` lies inside `dir`, both with symbolic links resolved (a link must not smuggle a file in or out). */
+function isInside(path: string, dir: string): boolean {
+  try {
+    const real = join(realpathSync(dirname(path)), basename(path));
+    const root = realpathSync(dir);
+    return real.startsWith(root.endsWith(sep) ? root : `${root}${sep}`);
+  } catch {
+    return false;
+  }
+}
+
+/** Makes a rename or unlink in `dir` durable. */
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }

@@ -1,0 +1,14 @@
+#!/bin/sh
+# The image's entry point: PID 1, or PID 2 under `docker run --init`. Ray tasks run as the agent's uid and can read
+# /proc/<pid>/environ of every process of that uid, so AGENT_TOKEN must not stay in the environment of anything
+# long-lived. When it is set it is handed to the agent on an inherited pipe instead (a dash here-document is a pipe),
+# named by AGENT_TOKEN_FD; the agent reads it to the end and closes it. `exec` replaces this process's environment,
+# so /proc/1/environ no longer holds the token once tini runs. tini stays the process that reaps orphaned Ray
+# workers and forwards SIGTERM/SIGINT to the agent (TINI_SUBREAPER covers the --init case).
+set -eu
+if [ -n "${AGENT_TOKEN+set}" ]; then
+  exec env -u AGENT_TOKEN AGENT_TOKEN_FD=3 /usr/bin/tini -- node /opt/ray-agent/agent.mjs "$@" 3<<TOKEN
+${AGENT_TOKEN}
+TOKEN
+fi
+exec /usr/bin/tini -- node /opt/ray-agent/agent.mjs "$@"
