@@ -1,6 +1,19 @@
 import { createHash } from 'node:crypto';
+import {
+  AGENT_ENV,
+  AGENT_UID,
+  CA_FILE,
+  CONTAINER_STATUS_PORT,
+  CONTROLLER_SET_ENV,
+  MIN_MEMORY_BYTES,
+  SECRETS_DIR,
+  STATE_DIR,
+  shmBytesFor,
+  stopTimeoutSeconds,
+  TOKEN_FILE,
+  tmpfsBytesFor,
+} from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
-import { tarFiles } from './tar.js';
 
 /** What the person chose, as the controller turns it into the agent container. */
 export interface AgentSpec {
@@ -12,9 +25,12 @@ export interface AgentSpec {
   memoryBytes: number;
   /** The host port on 127.0.0.1 that serves the agent's status endpoint. */
   statusPort: number;
-  /** The enrollment token; written to a file on the state volume, never into the environment or labels. */
+  /**
+   * The enrollment token; written to a file on the state volume, never into the environment or labels. Not part of
+   * the container's identity: a new token is delivered into the volume of the existing container.
+   */
   token?: string;
-  /** PEM of a private CA that signed the manager's certificate. */
+  /** PEM of a private CA that signed the manager's certificate; delivered like the token. */
   managerCaPem?: string;
   /** Seconds running tasks get to finish on stop. Default 25. */
   drainDeadlineSeconds?: number;
@@ -32,30 +48,20 @@ export const LABEL_INSTANCE = 'io.ray-agent.instance';
 export const LABEL_CONFIG_HASH = 'io.ray-agent.config-hash';
 
 export const DEFAULT_NAME = 'ray-agent';
-export const STATE_DIR = '/var/lib/ray-agent';
-export const SECRETS_DIR = `${STATE_DIR}/secrets`;
-export const TOKEN_FILE = `${SECRETS_DIR}/enrollment-token`;
-export const CA_FILE = `${SECRETS_DIR}/manager-ca.pem`;
-/** The status port inside the container; the host port is the person's choice. */
-export const CONTAINER_STATUS_PORT = 8765;
-export const AGENT_UID = 1000;
-const DEFAULT_DRAIN_SECONDS = 25;
-/** Bumped when the recipe below changes, so existing containers are recreated with it. */
-const RECIPE_VERSION = 1;
+// The container's side of the contract lives in protocol (the agent reads the same names); re-exported for the
+// controller's other files.
+export { AGENT_UID, CA_FILE, CONTAINER_STATUS_PORT, SECRETS_DIR, STATE_DIR, TOKEN_FILE };
+
+const DEFAULT_DRAIN_SECONDS = AGENT_ENV.DRAIN_DEADLINE.default;
+/**
+ * Bumped when the recipe below changes, so existing containers are recreated with it. 2: the secrets left the
+ * hash (a new token is delivered into the volume, not by a new container) and AGENT_TOKEN_FILE is always set.
+ */
+const RECIPE_VERSION = 2;
 const MiB = 1024 ** 2;
 
 /** Variables the controller sets itself; extraEnv may not override them or carry secrets around the file. */
-const RESERVED_ENV = new Set([
-  'RAY_HEAD',
-  'MANAGER_URL',
-  'AGENT_TOKEN',
-  'AGENT_TOKEN_FILE',
-  'MANAGER_CA_FILE',
-  'DRAIN_DEADLINE',
-  'STATUS_PORT',
-  'STATE_DIR',
-  'TINI_SUBREAPER',
-]);
+const RESERVED_ENV: ReadonlySet<string> = new Set(CONTROLLER_SET_ENV);
 
 export function specName(spec: Pick<AgentSpec, 'name'>): string {
   return spec.name ?? DEFAULT_NAME;
@@ -78,13 +84,15 @@ export function validateSpec(spec: AgentSpec): void {
   if (spec.clusterAddress.trim() === '') fail('clusterAddress is empty');
   if (spec.managerUrl.trim() === '') fail('managerUrl is empty');
   if (!Number.isFinite(spec.cpus) || spec.cpus <= 0) fail(`cpus must be above 0, got ${spec.cpus}`);
-  if (!Number.isInteger(spec.memoryBytes) || spec.memoryBytes < 512 * MiB)
-    fail(`memoryBytes must be a whole number of at least 512 MiB, got ${spec.memoryBytes}`);
+  if (!Number.isInteger(spec.memoryBytes) || spec.memoryBytes < MIN_MEMORY_BYTES)
+    fail(`memoryBytes must be a whole number of at least ${MIN_MEMORY_BYTES / MiB} MiB, got ${spec.memoryBytes}`);
   if (!Number.isInteger(spec.statusPort) || spec.statusPort < 1 || spec.statusPort > 65535)
     fail(`statusPort must be 1-65535, got ${spec.statusPort}`);
   const drain = drainSeconds(spec);
   if (!Number.isInteger(drain) || drain < 0) fail(`drainDeadlineSeconds must be a whole number >= 0, got ${drain}`);
   if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(specName(spec))) fail(`name "${specName(spec)}" is not a container name`);
+  if (spec.managerCaPem !== undefined && !spec.managerCaPem.includes('-----BEGIN CERTIFICATE-----'))
+    fail('managerCaPem is not a PEM certificate (-----BEGIN CERTIFICATE----- ...)');
   if (spec.token !== undefined && !/^[\x21-\x7e]+$/.test(spec.token))
     fail('token is empty or contains spaces, line breaks or control characters');
   for (const [key, value] of Object.entries(spec.extraEnv ?? {})) {
@@ -100,8 +108,9 @@ function sha256(text: string): string {
 }
 
 /**
- * A digest of everything that shapes the container. Secrets enter only as their own hashes, so a new token
- * recreates the container (and rewrites the file) while the label reveals nothing usable.
+ * A digest of everything that shapes the container: what two callers with the same settings (the tray app, the
+ * CLI, the playground) must agree on. The secrets are not in it: whether the token is given or not, and which one,
+ * the container is the same; `up` delivers a new token into its state volume instead of replacing it.
  */
 export function configHash(spec: AgentSpec): string {
   const extraEnv = Object.entries(spec.extraEnv ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -117,24 +126,13 @@ export function configHash(spec: AgentSpec): string {
     network: spec.network ?? null,
     name: specName(spec),
     extraEnv,
-    tokenHash: spec.token === undefined ? null : sha256(`token:${spec.token}`),
-    caHash: spec.managerCaPem === undefined ? null : sha256(`ca:${spec.managerCaPem}`),
   };
   return sha256(JSON.stringify(canonical));
 }
 
-/**
- * /dev/shm for Ray's object store. The agent sizes the store at 30% of memory (at least 75 MiB; we give 128) and
- * uses at most 90% of /dev/shm for it, so /dev/shm is the store / 0.9 plus 1%, in whole MiB.
- */
-export function shmSizeFor(memoryBytes: number): number {
-  const store = Math.max(128 * MiB, Math.floor(memoryBytes * 0.3));
-  return Math.ceil((store / 0.9 / MiB) * 1.01) * MiB;
-}
-
-/** /tmp holds Ray's session files and logs: half the memory, at most 2 GiB, in whole MiB. */
-export function tmpfsSizeFor(memoryBytes: number): number {
-  return Math.floor(Math.min(2048 * MiB, memoryBytes / 2) / MiB) * MiB;
+/** Whether a container created with `env` can use the secrets of `spec`: a CA needs MANAGER_CA_FILE to be read. */
+export function envTakesSecrets(env: readonly string[], spec: Pick<AgentSpec, 'managerCaPem'>): boolean {
+  return spec.managerCaPem === undefined || env.includes(`${AGENT_ENV.MANAGER_CA_FILE.name}=${CA_FILE}`);
 }
 
 export function agentLabels(spec: AgentSpec): Record<string, string> {
@@ -152,27 +150,31 @@ export function createOptions(spec: AgentSpec): Dockerode.ContainerCreateOptions
   const drain = drainSeconds(spec);
   const env: Record<string, string> = {
     ...spec.extraEnv,
-    RAY_HEAD: spec.clusterAddress,
-    MANAGER_URL: spec.managerUrl,
-    DRAIN_DEADLINE: String(drain),
-    STATUS_PORT: String(CONTAINER_STATUS_PORT),
+    [AGENT_ENV.RAY_HEAD.name]: spec.clusterAddress,
+    [AGENT_ENV.MANAGER_URL.name]: spec.managerUrl,
+    [AGENT_ENV.DRAIN_DEADLINE.name]: String(drain),
+    [AGENT_ENV.STATUS_PORT.name]: String(CONTAINER_STATUS_PORT),
+    // Always set, token or not: the file on the state volume is where a token is delivered, now or later, and the
+    // agent reads a missing or empty file as "no token".
+    [AGENT_ENV.AGENT_TOKEN_FILE.name]: TOKEN_FILE,
     // Init puts docker-init at PID 1, so the image's own tini runs below it; as a subreaper it still reaps
     // orphaned Ray workers.
-    TINI_SUBREAPER: '1',
+    [AGENT_ENV.TINI_SUBREAPER.name]: '1',
   };
-  if (spec.token !== undefined) env.AGENT_TOKEN_FILE = TOKEN_FILE;
-  if (spec.managerCaPem !== undefined) env.MANAGER_CA_FILE = CA_FILE;
+  // Only with a CA: the agent refuses a MANAGER_CA_FILE it cannot read.
+  if (spec.managerCaPem !== undefined) env[AGENT_ENV.MANAGER_CA_FILE.name] = CA_FILE;
   const port = `${CONTAINER_STATUS_PORT}/tcp`;
   const hostConfig: Dockerode.HostConfig = {
     NanoCpus: Math.round(spec.cpus * 1e9),
     Memory: spec.memoryBytes,
     // Equal to Memory: no swap on top of the limit the person chose.
     MemorySwap: spec.memoryBytes,
-    ShmSize: shmSizeFor(spec.memoryBytes),
+    // What gives the agent's memory plan its full object store (the same rule the agent applies).
+    ShmSize: shmBytesFor(spec.memoryBytes),
     // Loopback only: a bare publish binds every interface and bypasses host firewalls.
     PortBindings: { [port]: [{ HostIp: '127.0.0.1', HostPort: String(spec.statusPort) }] },
     Mounts: [{ Type: 'volume', Source: stateVolumeName(name), Target: STATE_DIR }],
-    Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,size=${tmpfsSizeFor(spec.memoryBytes) / MiB}m` },
+    Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,size=${tmpfsBytesFor(spec.memoryBytes) / MiB}m` },
     ReadonlyRootfs: true,
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges'],
@@ -190,26 +192,8 @@ export function createOptions(spec: AgentSpec): Dockerode.ContainerCreateOptions
     Labels: agentLabels(spec),
     ExposedPorts: { [port]: {} },
     User: `${AGENT_UID}:${AGENT_UID}`,
-    // More than the drain deadline, or Docker kills a drain of running tasks.
-    StopTimeout: drain + 15,
+    // Covers the agent's slowest stop (drain, Ray's forced stop, the last heartbeat), or Docker kills it first.
+    StopTimeout: stopTimeoutSeconds(drain),
     HostConfig: hostConfig,
   };
-}
-
-/**
- * The secrets as a tar for `putArchive` into the state volume: `secrets/` (0700) and its files (0600), owned by
- * the agent's uid. A secret the spec no longer has is written empty, so an old token does not linger.
- */
-export function secretsArchive(spec: AgentSpec): Buffer {
-  const owner = { uid: AGENT_UID, gid: AGENT_UID };
-  return tarFiles([
-    { name: 'secrets/', directory: true, mode: 0o700, ...owner },
-    {
-      name: 'secrets/enrollment-token',
-      mode: 0o600,
-      ...owner,
-      content: spec.token ?? '',
-    },
-    { name: 'secrets/manager-ca.pem', mode: 0o600, ...owner, content: spec.managerCaPem ?? '' },
-  ]);
 }

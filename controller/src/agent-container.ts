@@ -1,4 +1,4 @@
-import type { OfferableLimits, PullProgress } from '@ray-agent/protocol';
+import { AGENT_ENV, type OfferableLimits, type PullProgress, STATE_DIR, stopTimeoutSeconds } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import {
   type AgentSpec,
@@ -7,12 +7,11 @@ import {
   createOptions,
   DEFAULT_NAME,
   drainSeconds,
+  envTakesSecrets,
   LABEL_CONFIG_HASH,
   LABEL_INSTANCE,
   LABEL_MANAGED,
   LABEL_ROLE,
-  STATE_DIR,
-  secretsArchive,
   specName,
   stateVolumeName,
   validateSpec,
@@ -21,6 +20,7 @@ import { containerDrift, type DriftItem } from './container-drift.js';
 import { type LogFollow, type LogOptions, type LogSource, readLogs } from './container-logs.js';
 import { type EnsureImageResult, ensureImage, type PullPolicy } from './image-pull.js';
 import { offerableLimits } from './offerable-limits.js';
+import { readDelivered, secretsArchive, secretsToWrite } from './state-volume-secrets.js';
 
 export type { AgentSpec } from './agent-container-spec.js';
 export type { DriftItem } from './container-drift.js';
@@ -32,6 +32,11 @@ export type UpOutcome = 'created' | 'adopted' | 'replaced';
 export interface UpResult {
   outcome: UpOutcome;
   id: string;
+  /**
+   * A secret of the spec (a new token, a new CA) was written into the state volume. An adopted container that was
+   * running is restarted gracefully for it, since the agent reads those files at start.
+   */
+  secretsDelivered: boolean;
   /** Things that went well enough but a person should know, e.g. "could not pull; using the local copy". */
   warnings: string[];
 }
@@ -44,7 +49,7 @@ export interface UpOptions {
 }
 
 export interface DownOptions {
-  /** Grace period before SIGKILL; default: the container's own StopTimeout (drain deadline + 15 s). */
+  /** Grace period before SIGKILL; default: the container's own StopTimeout (`stopTimeoutSeconds` of its drain). */
   timeoutSeconds?: number;
   /** Remove the container too (default: keep it, so `up` adopts it). */
   remove?: boolean;
@@ -65,7 +70,10 @@ export interface AgentStatus {
   restarting: boolean;
   restartCount: number;
   exitCode: number | null;
+  /** The OOM killer stopped a process in it since it was last started by hand (kept across policy restarts). */
   oomKilled: boolean;
+  /** Its memory limit (HostConfig.Memory), null without one. */
+  memoryBytes: number | null;
   startedAt: string | null;
   finishedAt: string | null;
   /** The image's HEALTHCHECK verdict: starting, healthy, unhealthy; null before the first or without one. */
@@ -145,6 +153,7 @@ export class AgentContainer {
         restartCount: 0,
         exitCode: null,
         oomKilled: false,
+        memoryBytes: null,
         startedAt: null,
         finishedAt: null,
         health: null,
@@ -165,6 +174,7 @@ export class AgentContainer {
       restartCount: inspect.RestartCount,
       exitCode: state.StartedAt === NEVER_STARTED ? null : state.ExitCode,
       oomKilled: state.OOMKilled,
+      memoryBytes: inspect.HostConfig.Memory ? inspect.HostConfig.Memory : null,
       startedAt: state.StartedAt === NEVER_STARTED ? null : state.StartedAt,
       finishedAt: state.FinishedAt === NEVER_STARTED ? null : state.FinishedAt,
       health: state.Health?.Status ?? null,
@@ -211,20 +221,25 @@ export class AgentContainer {
       // Another image is the expected result of a settings change, unless the container claims to be current.
       const handMade = drift.filter((item) => item.kind !== 'image' || sameHash);
       if (handMade.length > 0 && options.confirmDrift !== true) throw new DriftError(this.name, handMade);
-      if (sameHash && drift.length === 0) {
+      if (sameHash && drift.length === 0 && envTakesSecrets(inspect.Config.Env ?? [], spec)) {
+        // Same container whether or not this caller has the token: a new secret goes into its volume.
+        const secretsDelivered = await deliverSecrets(container, spec);
         if (inspect.State.Paused) await container.unpause();
-        else if (!inspect.State.Running) await startContainer(container);
-        return { outcome: 'adopted', id: inspect.Id, warnings };
+        // Restarting: the restart policy starts it again by itself, and it reads the new files then.
+        if (inspect.State.Restarting) return { outcome: 'adopted', id: inspect.Id, secretsDelivered, warnings };
+        if (!inspect.State.Running) await startContainer(container);
+        else if (secretsDelivered) await container.restart({ t: stopTimeoutOf(inspect) ?? stopTimeoutFor(spec) });
+        return { outcome: 'adopted', id: inspect.Id, secretsDelivered, warnings };
       }
-      await stopContainer(container, stopTimeoutOf(inspect) ?? drainSeconds(spec) + 15);
+      await stopContainer(container, stopTimeoutOf(inspect) ?? stopTimeoutFor(spec));
       await removeContainer(container);
       outcome = 'replaced';
     }
-    const id = await this.create(spec);
-    return { outcome, id, warnings };
+    const { id, secretsDelivered } = await this.create(spec);
+    return { outcome, id, secretsDelivered, warnings };
   }
 
-  private async create(spec: AgentSpec): Promise<string> {
+  private async create(spec: AgentSpec): Promise<{ id: string; secretsDelivered: boolean }> {
     await this.ensureStateVolume();
     let container: Dockerode.Container;
     try {
@@ -236,11 +251,13 @@ export class AgentContainer {
         );
       throw error;
     }
+    let secretsDelivered: boolean;
     try {
       // The secrets go into the state volume of the created, not yet started container: putArchive into a volume
       // path works with ReadonlyRootfs (checked on Docker 20.10), the files get the tar's owner and mode, and
-      // nothing of the token shows in `docker inspect`.
-      await container.putArchive(secretsArchive(spec), { path: STATE_DIR });
+      // nothing of the token shows in `docker inspect`. A kept volume may hold them already (and the agent may have
+      // removed a token it used): only what is new is written.
+      secretsDelivered = await deliverSecrets(container, spec);
       await container.start();
     } catch (error) {
       // A container that never started would be adopted and fail the same way next time: remove it.
@@ -252,7 +269,7 @@ export class AgentContainer {
         );
       throw error;
     }
-    return container.id;
+    return { id: container.id, secretsDelivered };
   }
 
   private async downNow(options: DownOptions): Promise<DownResult> {
@@ -261,7 +278,10 @@ export class AgentContainer {
     if (inspect !== null) {
       const container = this.docker.getContainer(inspect.Id);
       const wasRunning = inspect.State.Running || inspect.State.Restarting;
-      await stopContainer(container, options.timeoutSeconds ?? stopTimeoutOf(inspect) ?? 40);
+      await stopContainer(
+        container,
+        options.timeoutSeconds ?? stopTimeoutOf(inspect) ?? stopTimeoutSeconds(AGENT_ENV.DRAIN_DEADLINE.default),
+      );
       const remove = options.remove === true || options.removeState === true;
       if (remove) await removeContainer(container);
       result = { existed: true, wasRunning, removed: remove };
@@ -306,6 +326,19 @@ export class AgentContainer {
     this.queue = next.catch(() => undefined);
     return next;
   }
+}
+
+/** Writes the spec's secrets that the state volume does not hold yet; true when it wrote any. */
+async function deliverSecrets(container: Dockerode.Container, spec: AgentSpec): Promise<boolean> {
+  const delivered = await readDelivered(container);
+  const write = secretsToWrite(spec, delivered);
+  if (write.token === undefined && write.managerCaPem === undefined) return false;
+  await container.putArchive(secretsArchive(write, delivered), { path: STATE_DIR });
+  return true;
+}
+
+function stopTimeoutFor(spec: AgentSpec): number {
+  return stopTimeoutSeconds(drainSeconds(spec));
 }
 
 async function startContainer(container: Dockerode.Container): Promise<void> {

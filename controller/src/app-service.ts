@@ -10,6 +10,7 @@ import type {
   TokenState,
 } from '@ray-agent/protocol';
 import { AgentContainer, type AgentSpec, type AgentStatus, DriftError } from './agent-container.js';
+import { agentSpecFor } from './agent-spec.js';
 import { DockerEngine, type EngineState } from './docker-engine.js';
 import { Playground } from './playground.js';
 import { SettingsStore } from './settings-store.js';
@@ -39,7 +40,6 @@ export interface AppServiceOptions {
   pollIntervalMs?: number;
 }
 
-const MiB = 1024 ** 2;
 const MAX_LOG_LINES = 2000;
 
 /**
@@ -135,7 +135,11 @@ export class AppService implements RayAgentService {
   }
 
   async 'token:set'(token: string) {
-    return this.options.vault.set(token);
+    const result = this.options.vault.set(token);
+    // While contributing, a new token goes into the running agent's volume now (it restarts to read it).
+    if (result.ok && this.settings.contribute && this.settings.clusterAddress)
+      void this.applyContribution().catch((error) => this.options.notify?.((error as Error).message));
+    return result;
   }
 
   async 'contribute:set'(on: boolean): Promise<ReturnType<InvokeChannels['contribute:set']>> {
@@ -190,11 +194,8 @@ export class AppService implements RayAgentService {
   async 'playground:start'(): Promise<{ ok: true } | { ok: false; error: string }> {
     try {
       const { spec } = await this.playground.up({
-        agentImage: this.settings.image,
+        settings: this.settings,
         managerImage: this.options.managerImage ?? 'ray-agent-manager:dev',
-        cpus: this.settings.cpus,
-        memoryBytes: this.settings.memoryMiB * MiB,
-        statusPort: this.settings.statusPort,
         onProgress: (progress) => this.emitPull(progress),
         ...(this.options.extraEnv ? { extraEnv: this.options.extraEnv } : {}),
       });
@@ -248,21 +249,7 @@ export class AppService implements RayAgentService {
 
   private agentSpec(): AgentSpec | undefined {
     if (!this.settings.clusterAddress) return this.playgroundSpec;
-    const token = this.options.vault.get() ?? undefined;
-    const caPem = this.options.managerCaFile ? readFileSync(this.options.managerCaFile, 'utf8') : undefined;
-    return {
-      image: this.settings.image,
-      clusterAddress: this.settings.clusterAddress,
-      managerUrl: this.settings.managerUrl,
-      cpus: this.settings.cpus,
-      memoryBytes: this.settings.memoryMiB * MiB,
-      statusPort: this.settings.statusPort,
-      name: this.agent.name,
-      ...(token ? { token } : {}),
-      ...(caPem ? { managerCaPem: caPem } : {}),
-      ...(this.options.network ? { network: this.options.network } : {}),
-      ...(this.options.extraEnv ? { extraEnv: this.options.extraEnv } : {}),
-    };
+    return appAgentSpec(this.settings, this.agent.name, this.options, this.options.vault.get());
   }
 
   private missingForContribution(): string | null {
@@ -310,6 +297,8 @@ export class AppService implements RayAgentService {
           restartCount: this.container.restartCount,
           exitCode: this.container.exitCode,
           startedAt: this.container.startedAt,
+          oomKilled: this.container.oomKilled,
+          memoryBytes: this.container.memoryBytes,
         }
       : undefined;
     return deriveView({
@@ -341,6 +330,24 @@ export class AppService implements RayAgentService {
   private emitLogs(text: string): void {
     for (const listener of this.listeners.logs) listener(text);
   }
+}
+
+/** The spec the tray app runs for a configured cluster: the CLI's builder, with the stored token and the options. */
+export function appAgentSpec(
+  settings: Settings,
+  name: string,
+  options: Pick<AppServiceOptions, 'managerCaFile' | 'network' | 'extraEnv'>,
+  token: string | null,
+): AgentSpec {
+  return agentSpecFor({
+    settings,
+    name,
+    secrets: { token, managerCaPem: options.managerCaFile ? readFileSync(options.managerCaFile, 'utf8') : null },
+    overrides: {
+      ...(options.network ? { network: options.network } : {}),
+      ...(options.extraEnv ? { extraEnv: options.extraEnv } : {}),
+    },
+  });
 }
 
 function engineFacts(state: EngineState): EngineFacts {

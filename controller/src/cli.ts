@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { EnrollmentToken, type PullProgress, type StatusView } from '@ray-agent/protocol';
+import { EnrollmentToken, type PullProgress, type Settings, type StatusView } from '@ray-agent/protocol';
 import { Command, InvalidArgumentError } from 'commander';
 import { AgentContainer, type AgentSpec } from './agent-container.js';
+import { agentSpecFor } from './agent-spec.js';
 import { DockerEngine } from './docker-engine.js';
 import { Playground } from './playground.js';
 import { defaultSettingsDir, SettingsStore } from './settings-store.js';
@@ -85,7 +86,8 @@ function progressPrinter(): (progress: PullProgress) => void {
   };
 }
 
-function describe(view: StatusView): string {
+/** `ray-agent status` (and `up`) as text. */
+export function describeView(view: StatusView): string {
   const lines = [view.headline];
   if (view.detail) lines.push(`  ${view.detail}`);
   lines.push(
@@ -95,8 +97,25 @@ function describe(view: StatusView): string {
     `  heartbeat: ${view.heartbeat.healthy ? 'healthy' : view.heartbeat.failingSince ? `failing since ${view.heartbeat.failingSince}` : 'not yet'}`,
   );
   lines.push(`  running tasks: ${view.runningTasks}`);
-  if (view.limits) lines.push(`  limits: ${view.limits.cpus} CPUs, ${Math.round(view.limits.memoryBytes / MiB)} MiB`);
+  if (view.limits)
+    lines.push(`  limits: ${cpuLimitText(view.limits)}, ${Math.round(view.limits.memoryBytes / MiB)} MiB`);
   return lines.join('\n');
+}
+
+/**
+ * The spec `ray-agent up` runs: the tray app's builder over the same settings, so without a token it is the app's
+ * container (adopted, not replaced), and a token from --token-file is delivered into it.
+ */
+export function cliAgentSpec(settings: Settings, name: string, token?: string): AgentSpec {
+  return agentSpecFor({ settings, name, secrets: { token: token ?? null } });
+}
+
+/** "2 CPUs", or "Ray uses 2 of 2.5 CPUs" when Ray schedules fewer whole CPUs than the container has. */
+export function cpuLimitText(limits: { cpus: number; rayCpus?: number | undefined }): string {
+  const cpus = (n: number) => `${n} ${n === 1 ? 'CPU' : 'CPUs'}`;
+  return limits.rayCpus !== undefined && limits.rayCpus < limits.cpus
+    ? `Ray uses ${limits.rayCpus} of ${cpus(limits.cpus)}`
+    : cpus(limits.cpus);
 }
 
 function fail(message: string): never {
@@ -139,21 +158,15 @@ export function buildCli(): Command {
             .join('; '),
         );
       ctx.settings = saved.settings;
-      const base = {
-        cpus: ctx.settings.cpus,
-        memoryBytes: ctx.settings.memoryMiB * MiB,
-        statusPort: ctx.settings.statusPort,
-      };
       if (options.local) {
         process.stderr.write('starting the local playground: Ray head, manager, agent\n');
         await ctx.playground.up({
-          ...base,
-          agentImage: ctx.settings.image,
+          settings: ctx.settings,
           managerImage: program.opts<Globals>().managerImage,
           onProgress: progressPrinter(),
         });
         const view = await waitForContributing(ctx, options.wait);
-        process.stdout.write(`${describe(view)}\n`);
+        process.stdout.write(`${describeView(view)}\n`);
         process.stderr.write('running a sample job of 8 tasks on the agent\n');
         const job = ctx.playground.sampleJob(8, 5);
         const busy = await waitForTasks(ctx, 20);
@@ -163,21 +176,16 @@ export function buildCli(): Command {
       }
       if (!ctx.settings.clusterAddress || !ctx.settings.managerUrl)
         fail('no cluster configured: set it in the tray app, or try `ray-agent up --local` for a local playground');
-      const spec: AgentSpec = {
-        ...base,
-        image: ctx.settings.image,
-        clusterAddress: ctx.settings.clusterAddress,
-        managerUrl: ctx.settings.managerUrl,
-        name: ctx.agent.name,
-      };
+      let token: string | undefined;
       if (options.tokenFile) {
-        const token = EnrollmentToken.safeParse(readFileSync(options.tokenFile, 'utf8'));
-        if (!token.success) fail(`--token-file: the token ${token.error.issues[0]?.message}`);
-        spec.token = token.data;
+        const parsed = EnrollmentToken.safeParse(readFileSync(options.tokenFile, 'utf8'));
+        if (!parsed.success) fail(`--token-file: the token ${parsed.error.issues[0]?.message}`);
+        token = parsed.data;
       }
-      const result = await ctx.agent.up(spec, progressPrinter());
+      const result = await ctx.agent.up(cliAgentSpec(ctx.settings, ctx.agent.name, token), progressPrinter());
+      if (result.secretsDelivered) process.stderr.write('  the enrollment token was delivered to the agent\n');
       for (const warning of result.warnings) process.stderr.write(`  ${warning}\n`);
-      process.stdout.write(`${describe(await waitForContributing(ctx, options.wait))}\n`);
+      process.stdout.write(`${describeView(await waitForContributing(ctx, options.wait))}\n`);
     });
 
   program
@@ -200,7 +208,7 @@ export function buildCli(): Command {
     .option('--json', 'print the view as JSON')
     .action(async (options: { json?: boolean }) => {
       const view = await currentView(context(program.opts<Globals>()));
-      process.stdout.write(options.json ? `${JSON.stringify(view, null, 2)}\n` : `${describe(view)}\n`);
+      process.stdout.write(options.json ? `${JSON.stringify(view, null, 2)}\n` : `${describeView(view)}\n`);
     });
 
   program

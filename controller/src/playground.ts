@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { PullProgress } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import type { AgentContainer, AgentSpec } from './agent-container.js';
+import { type AgentSettings, agentSpecFor } from './agent-spec.js';
 import { makePlaygroundPki } from './playground-pki.js';
 import { tarFiles } from './tar.js';
 
@@ -30,11 +31,9 @@ export const HEAD_START_ARGS = [
 ] as const;
 
 export interface PlaygroundOptions {
-  agentImage: string;
+  /** The person's settings: the agent's image (the head runs it too), limits and status port. */
+  settings: AgentSettings;
   managerImage: string;
-  cpus: number;
-  memoryBytes: number;
-  statusPort: number;
   onProgress?: (progress: PullProgress) => void;
   /** Extra agent variables, e.g. a shorter heartbeat interval. */
   extraEnv?: Record<string, string>;
@@ -49,25 +48,21 @@ export class Playground {
   /** Starts (or adopts) the head and the manager, then brings the agent up against them. */
   async up(options: PlaygroundOptions): Promise<{ spec: AgentSpec }> {
     const progress = options.onProgress ?? (() => {});
-    await this.agent.ensureImage(options.agentImage, progress);
+    const agentImage = options.settings.image;
+    await this.agent.ensureImage(agentImage, progress);
     await this.agent.ensureImage(options.managerImage, progress);
     await this.ensureNetwork();
-    await this.ensureHead(options.agentImage);
+    await this.ensureHead(agentImage);
     const { caPem, enrollmentToken } = await this.ensureManager(options.managerImage);
-    const spec: AgentSpec = {
-      image: options.agentImage,
-      clusterAddress: `ray://${PLAYGROUND.head}:10001`,
-      managerUrl: `https://${PLAYGROUND.manager}:8443`,
-      cpus: options.cpus,
-      memoryBytes: options.memoryBytes,
-      statusPort: options.statusPort,
-      token: enrollmentToken,
-      managerCaPem: caPem,
-      network: PLAYGROUND.network,
-      drainDeadlineSeconds: 25,
+    // A new manager means a new CA and token: they are delivered into the agent's volume (the agent restarts to
+    // read them), the container stays.
+    const spec = agentSpecFor({
+      settings: options.settings,
       name: this.agent.name,
-      ...(options.extraEnv ? { extraEnv: options.extraEnv } : {}),
-    };
+      cluster: { clusterAddress: `ray://${PLAYGROUND.head}:10001`, managerUrl: `https://${PLAYGROUND.manager}:8443` },
+      secrets: { token: enrollmentToken, managerCaPem: caPem },
+      overrides: { network: PLAYGROUND.network, ...(options.extraEnv ? { extraEnv: options.extraEnv } : {}) },
+    });
     await this.agent.up(spec, progress);
     return { spec };
   }

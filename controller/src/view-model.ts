@@ -1,4 +1,11 @@
-import type { PullProgress, StatusDocument, StatusView, ViewPhase } from '@ray-agent/protocol';
+import {
+  ExitCode,
+  type PullProgress,
+  rayCpusFor,
+  type StatusDocument,
+  type StatusView,
+  type ViewPhase,
+} from '@ray-agent/protocol';
 
 /** The container as the engine reports it. */
 export interface ContainerFacts {
@@ -7,6 +14,13 @@ export interface ContainerFacts {
   restartCount: number;
   exitCode: number | null;
   startedAt: string | null;
+  /**
+   * The kernel's OOM killer stopped a process in the container (the agent, or a Ray worker) since it was last
+   * started by hand; Docker keeps it set across restarts by the restart policy.
+   */
+  oomKilled: boolean;
+  /** The container's memory limit (HostConfig.Memory); null when it has none. */
+  memoryBytes: number | null;
 }
 
 /** The engine as the controller sees it. */
@@ -34,17 +48,53 @@ export interface ViewInputs {
 const STARTUP_GRACE_MS = 45_000;
 const CRASH_LOOP_RESTARTS = 3;
 
-const EXIT_REASONS: Record<number, string> = {
-  2: 'The agent refused its configuration: check the cluster address and manager URL in Settings.',
-  3: 'The manager rejected the enrollment token: paste a new token from the cluster operator in Settings.',
-  5: "The agent's state volume is not writable: remove the ray-agent-state volume and try again.",
+/** What each of the agent's exit codes (protocol's ExitCode) means for the person, with what to change. */
+export const EXIT_REASONS: Readonly<Partial<Record<ExitCode, string>>> = {
+  [ExitCode.forced]:
+    'The agent stopped unexpectedly or was stopped twice; it comes back as the same provider on the next start. See the log view for what it printed.',
+  [ExitCode.badConfig]: 'The agent refused its configuration: check the cluster address and manager URL in Settings.',
+  [ExitCode.enrollmentRejected]:
+    'The manager rejected the enrollment token: paste a new token from the cluster operator in Settings.',
+  [ExitCode.stateDirUnusable]:
+    "The agent's state volume is not writable: remove the ray-agent-state volume and try again.",
+  [ExitCode.tmpUnwritable]:
+    "The agent cannot write /tmp, where Ray keeps its session files and logs: a container run by hand with a read-only root needs --tmpfs /tmp:rw,exec; for the app's own container (which has one), see the log view for why it was not writable.",
+  [ExitCode.registrationFailed]:
+    "The manager refused the registration: if its certificate is not trusted (a private CA), ask the cluster operator for the manager's CA; otherwise check the manager URL in Settings and the log view for the manager's answer.",
 };
+
+function exitReason(code: number | null): string | undefined {
+  return code === null ? undefined : EXIT_REASONS[code as ExitCode];
+}
+
+/** Out of memory, with what to change. `running`: the container lives on (a worker was killed, or it restarted). */
+export function oomReason(memoryBytes: number | null, running: boolean): string {
+  const limit = memoryBytes === null ? '' : ` (limit ${formatMemory(memoryBytes)})`;
+  const what = running ? 'Part of the agent ran out of memory' : 'The agent ran out of memory';
+  return `${what}${limit}: give it more memory in Settings, or run fewer tasks at once.`;
+}
+
+function formatMemory(bytes: number): string {
+  const GiB = 1024 ** 3;
+  if (bytes >= GiB) return `${Number((bytes / GiB).toFixed(1))} GiB`;
+  return `${Math.round(bytes / 1024 ** 2)} MiB`;
+}
 
 /**
  * One view of the agent from everything known about it. Pure, so every state is tested; the order of the checks
  * is the order of what a person must fix first (no Docker, then a broken container, then the agent's own word).
  */
 export function deriveView(inputs: ViewInputs): StatusView {
+  const view = viewOf(inputs);
+  const { engine, container } = inputs;
+  // Docker's word that something in the running container was OOM-killed (a Ray worker, or the agent before the
+  // restart policy brought it back), which the agent itself may not know.
+  if (engine.kind === 'ready' && container?.running && container.oomKilled && view.detail === null)
+    return { ...view, detail: oomReason(container.memoryBytes, true) };
+  return view;
+}
+
+function viewOf(inputs: ViewInputs): StatusView {
   const base = baseView(inputs);
   const { engine, container, agent, pull, contribute, stopping, now } = inputs;
   if (engine.kind !== 'ready') {
@@ -64,7 +114,7 @@ export function deriveView(inputs: ViewInputs): StatusView {
     return { ...base, phase: 'error', headline: 'The agent image could not be downloaded', detail: pull.error };
   if (stopping) return { ...base, phase: 'stopping', headline: 'Stopping: letting running tasks finish', detail: null };
   if (container && (container.restarting || (container.restartCount >= CRASH_LOOP_RESTARTS && !isHealthy(agent)))) {
-    const why = container.exitCode !== null ? EXIT_REASONS[container.exitCode] : undefined;
+    const why = container.oomKilled ? oomReason(container.memoryBytes, false) : exitReason(container.exitCode);
     return {
       ...base,
       phase: 'crash-looping',
@@ -73,12 +123,19 @@ export function deriveView(inputs: ViewInputs): StatusView {
     };
   }
   if (!container?.running) {
+    if (container?.oomKilled && contribute)
+      return {
+        ...base,
+        phase: 'error',
+        headline: 'The agent ran out of memory',
+        detail: oomReason(container.memoryBytes, false),
+      };
     if (container && container.exitCode !== null && container.exitCode !== 0 && contribute) {
       return {
         ...base,
         phase: 'error',
         headline: `The agent stopped (exit code ${container.exitCode})`,
-        detail: EXIT_REASONS[container.exitCode] ?? 'See the log view for what the agent printed.',
+        detail: exitReason(container.exitCode) ?? 'See the log view for what the agent printed.',
       };
     }
     return contribute
@@ -152,7 +209,14 @@ function baseView(inputs: ViewInputs): StatusView {
       consecutiveFailures: status?.heartbeat.consecutiveFailures ?? 0,
     },
     runningTasks: status?.tasks.running ?? 0,
-    limits: status ? { cpus: status.limits.cpus, memoryBytes: status.limits.memoryBytes } : null,
+    limits: status
+      ? {
+          cpus: status.limits.cpus,
+          memoryBytes: status.limits.memoryBytes,
+          // An agent that does not say applies the same rule (Ray schedules whole CPUs).
+          rayCpus: status.limits.rayCpus ?? rayCpusFor(status.limits.cpus),
+        }
+      : null,
     agentVersion: status?.agent.version ?? null,
     updatedAt: inputs.now.toISOString(),
   };

@@ -2,20 +2,32 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, test } from 'vitest';
 import {
-  type AgentSpec,
-  configHash,
-  createOptions,
+  agentStopSeconds,
+  DEFAULT_SETTINGS,
+  rayMemoryPlan,
+  type Settings,
+  shmBytesFor,
+  stopTimeoutSeconds,
+  tmpfsBytesFor,
+} from '@ray-agent/protocol';
+import { describe, expect, test } from 'vitest';
+import { type AgentSpec, configHash, createOptions, validateSpec } from '../src/agent-container-spec.js';
+import { agentSpecFor } from '../src/agent-spec.js';
+import { appAgentSpec } from '../src/app-service.js';
+import { cliAgentSpec } from '../src/cli.js';
+import {
+  firstFileOf,
+  type SecretDigests,
+  secretDigests,
   secretsArchive,
-  shmSizeFor,
-  tmpfsSizeFor,
-  validateSpec,
-} from '../src/agent-container-spec.js';
+  secretsToWrite,
+} from '../src/state-volume-secrets.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 * MiB;
 const TOKEN = 'rap-unit-token-0123456789abcdef';
+const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
 const spec: AgentSpec = {
   image: 'ray-agent:dev',
@@ -27,33 +39,60 @@ const spec: AgentSpec = {
   token: TOKEN,
 };
 
-describe('container sizes', () => {
-  test("/dev/shm fits the agent's object store (30% of memory) with the 10% headroom the agent keeps", () => {
-    for (const memory of [512 * MiB, 1 * GiB, 4 * GiB, 16 * GiB, 3 * GiB + 7]) {
-      const shm = shmSizeFor(memory);
-      const store = Math.max(128 * MiB, Math.floor(memory * 0.3));
-      expect(shm % MiB).toBe(0);
-      // The agent uses at most 90% of /dev/shm for the store (agent-image/src/limits/ray-resources.ts).
-      expect(Math.floor(shm * 0.9)).toBeGreaterThanOrEqual(store);
-      expect(shm).toBeLessThan(store * 1.2);
+const settings: Settings = {
+  ...DEFAULT_SETTINGS,
+  clusterAddress: 'ray://head.lan:10001',
+  managerUrl: 'https://manager.lan:8443',
+  cpus: 3,
+  memoryMiB: 6144,
+  statusPort: 18765,
+};
+
+describe('container sizes come from the contract the agent plans with', () => {
+  test("the /dev/shm and /tmp the controller gives are the contract's, and the agent's plan gets its full store", () => {
+    for (const memory of [512 * MiB, 1 * GiB, 3 * GiB + 7 * MiB, 4 * GiB, 16 * GiB]) {
+      const host = createOptions({ ...spec, memoryBytes: memory }).HostConfig;
+      expect(host?.ShmSize).toBe(shmBytesFor(memory));
+      expect(host?.Tmpfs?.['/tmp']).toBe(`rw,exec,nosuid,nodev,size=${tmpfsBytesFor(memory) / MiB}m`);
+      const plan = rayMemoryPlan(memory, host?.ShmSize);
+      expect(plan.cut).toBe('full');
+      expect(plan.objectStoreBytes + plan.reserveBytes + plan.rayMemoryBytes).toBeLessThanOrEqual(memory);
     }
-    expect(shmSizeFor(512 * MiB)).toBeGreaterThanOrEqual(128 * MiB);
   });
 
-  test('/tmp is half the memory, at most 2 GiB', () => {
-    expect(tmpfsSizeFor(1 * GiB)).toBe(512 * MiB);
-    expect(tmpfsSizeFor(16 * GiB)).toBe(2 * GiB);
+  test("the stop timeout covers the agent's slowest stop after its drain deadline", () => {
+    for (const drain of [0, 5, 25, 300]) {
+      const options = createOptions({ ...spec, drainDeadlineSeconds: drain });
+      expect(options.StopTimeout).toBe(stopTimeoutSeconds(drain));
+      expect(options.StopTimeout).toBeGreaterThan(agentStopSeconds(drain));
+    }
+    expect(createOptions(spec).StopTimeout).toBe(stopTimeoutSeconds(25));
   });
 });
 
-describe('configHash', () => {
-  test('changes with the token and the CA but contains neither', () => {
+describe("configHash: the container's identity", () => {
+  test('is the same with or without the token and the CA, and with another token or CA', () => {
     const base = configHash(spec);
-    expect(configHash({ ...spec })).toBe(base);
-    expect(configHash({ ...spec, token: `${TOKEN}x` })).not.toBe(base);
-    expect(configHash({ ...spec, managerCaPem: 'pem' })).not.toBe(base);
-    expect(configHash({ ...spec, cpus: 3 })).not.toBe(base);
+    expect(configHash({ ...spec, token: undefined })).toBe(base);
+    expect(configHash({ ...spec, token: `${TOKEN}x` })).toBe(base);
+    expect(configHash({ ...spec, managerCaPem: CA })).toBe(base);
     expect(base).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  test('changes with everything that shapes the container', () => {
+    const base = configHash(spec);
+    for (const change of [
+      { cpus: 3 },
+      { memoryBytes: 8 * GiB },
+      { image: 'ray-agent:next' },
+      { clusterAddress: 'head.lan:6379' },
+      { managerUrl: 'https://other.lan' },
+      { statusPort: 8766 },
+      { drainDeadlineSeconds: 60 },
+      { network: 'net' },
+      { extraEnv: { LOG_LEVEL: 'debug' } },
+    ] satisfies Partial<AgentSpec>[])
+      expect(configHash({ ...spec, ...change }), JSON.stringify(change)).not.toBe(base);
   });
 
   test('does not depend on the order of extraEnv', () => {
@@ -63,9 +102,61 @@ describe('configHash', () => {
   });
 });
 
+describe('one builder for the app, the CLI and the playground', () => {
+  test('the CLI without a token and the app with one build the same container', () => {
+    const cli = cliAgentSpec(settings, 'ray-agent');
+    const app = appAgentSpec(settings, 'ray-agent', {}, TOKEN);
+    expect(cli.token).toBeUndefined();
+    expect(app.token).toBe(TOKEN);
+    expect(configHash(cli)).toBe(configHash(app));
+    expect(createOptions(cli)).toEqual(createOptions(app));
+    // With --token-file the CLI's spec is the app's, token and all.
+    expect(cliAgentSpec(settings, 'ray-agent', TOKEN)).toEqual(app);
+  });
+
+  test('settings become the spec: limits in bytes, the status port, the cluster', () => {
+    expect(agentSpecFor({ settings, name: 'ray-agent' })).toEqual({
+      image: settings.image,
+      clusterAddress: 'ray://head.lan:10001',
+      managerUrl: 'https://manager.lan:8443',
+      cpus: 3,
+      memoryBytes: 6144 * MiB,
+      statusPort: 18765,
+      name: 'ray-agent',
+    });
+  });
+
+  test('the playground keeps the settings and puts its own cluster, network and secrets on top', () => {
+    const playground = agentSpecFor({
+      settings: { ...settings, clusterAddress: '', managerUrl: '' },
+      name: 'ray-agent',
+      cluster: { clusterAddress: 'ray://pg-head:10001', managerUrl: 'https://pg-manager:8443' },
+      secrets: { token: TOKEN, managerCaPem: CA },
+      overrides: { network: 'pg' },
+    });
+    expect(playground).toMatchObject({
+      clusterAddress: 'ray://pg-head:10001',
+      managerUrl: 'https://pg-manager:8443',
+      cpus: 3,
+      memoryBytes: 6144 * MiB,
+      token: TOKEN,
+      managerCaPem: CA,
+      network: 'pg',
+    });
+  });
+
+  test('an empty or missing token is no token, never an empty file', () => {
+    for (const token of [undefined, null, '', '  ']) {
+      const built = agentSpecFor({ settings, name: 'ray-agent', secrets: { token, managerCaPem: token } });
+      expect('token' in built).toBe(false);
+      expect('managerCaPem' in built).toBe(false);
+    }
+  });
+});
+
 describe('createOptions', () => {
-  test('the token appears nowhere in the create request; the file path does', () => {
-    const options = createOptions({ ...spec, managerCaPem: '-----BEGIN CERTIFICATE-----\nx\n' });
+  test('the token and the CA appear nowhere in the create request; the token file path always does', () => {
+    const options = createOptions({ ...spec, managerCaPem: CA });
     const text = JSON.stringify(options);
     expect(text).not.toContain(TOKEN);
     expect(text).not.toContain('BEGIN CERTIFICATE');
@@ -73,9 +164,11 @@ describe('createOptions', () => {
     expect(options.Env).toContain('MANAGER_CA_FILE=/var/lib/ray-agent/secrets/manager-ca.pem');
   });
 
-  test('no token, no AGENT_TOKEN_FILE', () => {
+  test('without a token the token file is still where a token would be delivered; without a CA, no MANAGER_CA_FILE', () => {
     const options = createOptions({ ...spec, token: undefined });
-    expect(options.Env?.some((entry) => entry.startsWith('AGENT_TOKEN'))).toBe(false);
+    expect(options.Env).toContain('AGENT_TOKEN_FILE=/var/lib/ray-agent/secrets/enrollment-token');
+    expect(options.Env?.some((entry) => entry.startsWith('AGENT_TOKEN='))).toBe(false);
+    expect(options.Env?.some((entry) => entry.startsWith('MANAGER_CA_FILE'))).toBe(false);
   });
 });
 
@@ -97,30 +190,63 @@ describe('validateSpec', () => {
   });
 });
 
-describe('secretsArchive', () => {
-  test('GNU tar reads secrets/ as 0700 and the files as 0600, all owned by 1000, with the token as content', () => {
+describe('the secrets delivered into the state volume', () => {
+  const extract = (archive: Buffer) => {
     const dir = mkdtempSync(path.join(tmpdir(), 'rap-secrets-'));
+    writeFileSync(path.join(dir, 's.tar'), archive);
+    const listing = execFileSync('tar', ['-tvf', path.join(dir, 's.tar'), '--numeric-owner'], { encoding: 'utf8' });
+    execFileSync('tar', ['-xf', path.join(dir, 's.tar'), '-C', dir, '--same-owner', '--same-permissions']);
+    return { dir, listing, read: (name: string) => readFileSync(path.join(dir, 'secrets', name), 'utf8') };
+  };
+
+  test('GNU tar reads secrets/ as 0700 and the files as 0600, all owned by 1000, with the token as content', () => {
+    const { dir, listing, read } = extract(secretsArchive({ token: TOKEN, managerCaPem: CA }, {}));
     try {
-      writeFileSync(path.join(dir, 's.tar'), secretsArchive({ ...spec, managerCaPem: 'the ca' }));
-      const listing = execFileSync('tar', ['-tvf', path.join(dir, 's.tar'), '--numeric-owner'], { encoding: 'utf8' });
       expect(listing).toMatch(/^drwx------ 1000\/1000 .* secrets\/$/m);
       expect(listing).toMatch(/^-rw------- 1000\/1000 .* secrets\/enrollment-token$/m);
       expect(listing).toMatch(/^-rw------- 1000\/1000 .* secrets\/manager-ca.pem$/m);
-      execFileSync('tar', ['-xf', path.join(dir, 's.tar'), '-C', dir, '--same-owner', '--same-permissions']);
-      expect(readFileSync(path.join(dir, 'secrets', 'enrollment-token'), 'utf8')).toBe(TOKEN);
-      expect(readFileSync(path.join(dir, 'secrets', 'manager-ca.pem'), 'utf8')).toBe('the ca');
+      expect(listing).toMatch(/^-rw------- 1000\/1000 .* secrets\/delivered.json$/m);
+      expect(read('enrollment-token')).toBe(TOKEN);
+      expect(read('manager-ca.pem')).toBe(CA);
       expect(statSync(path.join(dir, 'secrets')).uid).toBe(1000);
+      // The record holds digests only: a Ray task that reads it learns nothing it can use.
+      expect(read('delivered.json')).not.toContain(TOKEN);
+      expect(JSON.parse(read('delivered.json'))).toEqual(secretDigests({ token: TOKEN, managerCaPem: CA }));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  test('without a token the file is written empty, so an old token does not linger', () => {
+  test('only the secrets given are written: no token, no token file (never an empty one); the record keeps the rest', () => {
+    const before: SecretDigests = secretDigests({ token: TOKEN });
+    const { dir, listing, read } = extract(secretsArchive({ managerCaPem: CA }, before));
+    try {
+      expect(listing).not.toContain('enrollment-token');
+      expect(read('manager-ca.pem')).toBe(CA);
+      expect(JSON.parse(read('delivered.json'))).toEqual(secretDigests({ token: TOKEN, managerCaPem: CA }));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a secret already delivered is not written again; a new one is, and a missing one is left alone', () => {
+    const delivered = secretDigests({ token: TOKEN, managerCaPem: CA });
+    expect(secretsToWrite({ token: TOKEN, managerCaPem: CA }, delivered)).toEqual({});
+    expect(secretsToWrite({}, delivered)).toEqual({});
+    expect(secretsToWrite({ token: `${TOKEN}2`, managerCaPem: CA }, delivered)).toEqual({ token: `${TOKEN}2` });
+    expect(secretsToWrite({ token: TOKEN }, {})).toEqual({ token: TOKEN });
+  });
+
+  test("the record is read back from Docker's archive of one file, pax headers and all", () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'rap-secrets-'));
     try {
-      writeFileSync(path.join(dir, 's.tar'), secretsArchive({ ...spec, token: undefined }));
-      execFileSync('tar', ['-xf', path.join(dir, 's.tar'), '-C', dir]);
-      expect(readFileSync(path.join(dir, 'secrets', 'enrollment-token'), 'utf8')).toBe('');
+      const text = '{"token":"x"}\n';
+      writeFileSync(path.join(dir, 'delivered.json'), text);
+      for (const format of ['pax', 'gnu', 'ustar']) {
+        const archive = execFileSync('tar', [`--format=${format}`, '-cf', '-', '-C', dir, 'delivered.json']);
+        expect(firstFileOf(archive), format).toBe(text);
+      }
+      expect(firstFileOf(Buffer.alloc(1024))).toBeNull();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -31,7 +31,7 @@ describe('the app service while the Docker Engine comes and goes (a second docke
     service.onStatus((view) => views.push(view));
     const phase = async () => (await service?.['status:get']())?.phase;
 
-    await expect.poll(phase, { timeout: 15_000 }).toBe('docker-stopped');
+    await expect.poll(phase, { timeout: 60_000 }).toBe('docker-stopped');
     const stopped = await service['status:get']();
     expect(stopped.headline).not.toBe('');
     expect(stopped.detail).not.toBeNull();
@@ -49,5 +49,5 @@ describe('the app service while the Docker Engine comes and goes (a second docke
     await expect.poll(phase, { timeout: 90_000, interval: 500 }).toBe('off');
     const phases = views.map((view) => view.phase).filter((p, i, all) => p !== all[i - 1]);
     expect(phases).toEqual(['docker-stopped', 'off', 'docker-stopped', 'off']);
-  }, 240_000);
+  }, 300_000);
 });

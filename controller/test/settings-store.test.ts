@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_SETTINGS } from '@ray-agent/protocol';
+import { DEFAULT_SETTINGS, SETTINGS_MIGRATIONS, SETTINGS_VERSION } from '@ray-agent/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultSettingsDir, SettingsStore } from '../src/settings-store.js';
 
@@ -44,7 +44,7 @@ describe('SettingsStore', () => {
     const store = new SettingsStore(dir);
     const saved = store.save({
       clusterAddress: ' ray://head.lan:10001 ',
-      cpus: 3.5,
+      cpus: 3,
       memoryMiB: 8192,
       contribute: true,
     });
@@ -53,7 +53,7 @@ describe('SettingsStore', () => {
       settings: {
         ...DEFAULT_SETTINGS,
         clusterAddress: 'ray://head.lan:10001',
-        cpus: 3.5,
+        cpus: 3,
         memoryMiB: 8192,
         contribute: true,
       },
@@ -67,7 +67,7 @@ describe('SettingsStore', () => {
   });
 
   it('keys missing from the file are filled from the defaults', () => {
-    writeFileSync(configFile(), JSON.stringify({ version: 1, cpus: 4 }));
+    writeFileSync(configFile(), JSON.stringify({ version: SETTINGS_VERSION, cpus: 4 }));
     expect(new SettingsStore(dir).load()).toEqual({ settings: { ...DEFAULT_SETTINGS, cpus: 4 }, notice: null });
   });
 
@@ -108,7 +108,7 @@ describe('SettingsStore', () => {
     });
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.errors.cpus).toBe('must be at least 0.5 CPU, e.g. 2');
+    expect(result.errors.cpus).toBe('must be a whole number of CPUs, e.g. 2');
     expect(result.errors.managerUrl).toContain('must be an https:// URL');
     expect(result.errors.clusterAddress).toContain('must be ray://HOST:10001 or HOST:6379');
     expect(result.errors.image).toBeUndefined();
@@ -128,6 +128,16 @@ describe('SettingsStore', () => {
     if (!unknown.ok) expect(unknown.errors.version).toContain('dockerSocket');
     expect(store.save({ version: 2 }).ok).toBe(false);
     expect(readFileSync(configFile())).toEqual(before);
+  });
+
+  it('CPUs are whole: 2.5 is refused with an example, 0 and 0.5 too', () => {
+    const store = new SettingsStore(dir);
+    for (const cpus of [2.5, 0.5]) {
+      const result = store.save({ cpus });
+      expect(result).toEqual({ ok: false, errors: { cpus: 'must be a whole number of CPUs, e.g. 2' } });
+    }
+    expect(store.save({ cpus: 0 })).toEqual({ ok: false, errors: { cpus: 'must be at least 1 CPU, e.g. 2' } });
+    expect(store.save({ cpus: 2 }).ok).toBe(true);
   });
 
   it('an undefined value in a patch leaves that setting as it was', () => {
@@ -209,5 +219,102 @@ for (;;) {
     expect(previous).toBeGreaterThan(20);
     // Informational: how often a kill landed between temp-file creation and rename.
     console.warn(`settings-store kill test: ${previous} saves, ${tempFilesSeen} torn temp files cleaned`);
+  });
+});
+
+describe('SettingsStore: versions and migrations', () => {
+  const v1File = {
+    version: 1,
+    clusterAddress: 'ray://head.lan:10001',
+    managerUrl: 'https://manager.lan:8443',
+    cpus: 2.5,
+    memoryMiB: 6144,
+    image: 'ray-agent:1.0',
+    contribute: true,
+    startAtLogin: true,
+    onQuit: 'leave-running',
+    statusPort: 18765,
+  };
+
+  it('every version before the current one has its migration step', () => {
+    for (let version = 1; version < SETTINGS_VERSION; version++)
+      expect(SETTINGS_MIGRATIONS[version]).toBeTypeOf('function');
+  });
+
+  it('a v1 file is migrated (CPUs rounded down to whole, at least 1), saved, and its old bytes kept aside once', () => {
+    const bytes = `${JSON.stringify(v1File, null, 2)}\n`;
+    writeFileSync(configFile(), bytes);
+    const store = new SettingsStore(dir, { now: () => new Date('2026-01-02T03:04:05.006Z') });
+    const expected = { ...v1File, version: SETTINGS_VERSION, cpus: 2 };
+    expect(store.load()).toEqual({ settings: expected, notice: null });
+    // Saved at the current version, so the next load has nothing to migrate and keeps no second copy.
+    expect(JSON.parse(readFileSync(configFile(), 'utf8'))).toEqual(expected);
+    expect(readFileSync(path.join(dir, 'config.json.v1-2026-01-02T03-04-05-006Z'), 'utf8')).toBe(bytes);
+    expect(new SettingsStore(dir).load()).toEqual({ settings: expected, notice: null });
+    expect(readdirSync(dir).filter((name) => name.startsWith('config.json.v1-'))).toHaveLength(1);
+  });
+
+  it('a v1 file with half a CPU becomes 1 CPU; a file from before versions counts as v1', () => {
+    writeFileSync(configFile(), JSON.stringify({ ...v1File, cpus: 0.5 }));
+    expect(new SettingsStore(dir).load().settings.cpus).toBe(1);
+    const { version: _none, ...unversioned } = v1File;
+    writeFileSync(configFile(), JSON.stringify({ ...unversioned, cpus: 3.5 }));
+    expect(new SettingsStore(dir).load()).toEqual({
+      settings: { ...v1File, version: SETTINGS_VERSION, cpus: 3 },
+      notice: null,
+    });
+  });
+
+  it('a v1 file that does not validate even migrated is unreadable as before: kept aside, defaults, a notice', () => {
+    writeFileSync(configFile(), JSON.stringify({ ...v1File, cpus: 'lots' }));
+    const { settings, notice } = new SettingsStore(dir).load();
+    expect(settings).toEqual(DEFAULT_SETTINGS);
+    expect(notice).toContain('was unreadable and was reset to defaults');
+    expect(readdirSync(dir).filter((name) => name.startsWith('config.json.corrupt-'))).toHaveLength(1);
+  });
+
+  it.each([['two'], [0], [1.5], [null]])('a version of %o is no version: unreadable', (version) => {
+    writeFileSync(configFile(), JSON.stringify({ ...v1File, version }));
+    expect(new SettingsStore(dir).load().notice).toContain('was unreadable');
+  });
+
+  it('a file a newer app wrote is never reset: read as far as understood, said so, and its unknown keys survive a save', () => {
+    const newer = {
+      ...v1File,
+      version: SETTINGS_VERSION + 1,
+      cpus: 4,
+      // A setting this version does not know, and one whose newer form it cannot read.
+      gpus: { count: 1, vendor: 'nvidia' },
+      onQuit: 'ask-me',
+    };
+    const bytes = JSON.stringify(newer);
+    writeFileSync(configFile(), bytes);
+    const store = new SettingsStore(dir);
+    const loaded = store.load();
+    expect(loaded.notice).toContain('written by a newer Ray Agent');
+    expect(loaded.notice).toContain('some options are not shown');
+    expect(loaded.settings).toEqual({
+      ...v1File,
+      version: SETTINGS_VERSION,
+      cpus: 4,
+      onQuit: DEFAULT_SETTINGS.onQuit,
+    });
+    // Reading changed nothing on disk.
+    expect(readFileSync(configFile(), 'utf8')).toBe(bytes);
+
+    const saved = store.save({ memoryMiB: 8192, contribute: false });
+    expect(saved.ok).toBe(true);
+    expect(JSON.parse(readFileSync(configFile(), 'utf8'))).toEqual({ ...newer, memoryMiB: 8192, contribute: false });
+    expect(readdirSync(dir).filter((name) => name !== 'config.json')).toEqual([]);
+  });
+
+  it('unknown keys in a current file survive a save', () => {
+    writeFileSync(configFile(), JSON.stringify({ ...DEFAULT_SETTINGS, experimental: true }));
+    expect(new SettingsStore(dir).save({ cpus: 1 }).ok).toBe(true);
+    expect(JSON.parse(readFileSync(configFile(), 'utf8'))).toEqual({
+      ...DEFAULT_SETTINGS,
+      cpus: 1,
+      experimental: true,
+    });
   });
 });

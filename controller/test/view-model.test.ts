@@ -1,6 +1,6 @@
-import { StatusDocument, StatusView } from '@ray-agent/protocol';
+import { ExitCode, StatusDocument, StatusView } from '@ray-agent/protocol';
 import { describe, expect, test } from 'vitest';
-import { type AgentFacts, type ContainerFacts, deriveView, type ViewInputs } from '../src/view-model.js';
+import { type AgentFacts, type ContainerFacts, deriveView, EXIT_REASONS, type ViewInputs } from '../src/view-model.js';
 
 const NOW = new Date('2026-11-27T12:00:00.000Z');
 
@@ -53,6 +53,8 @@ const running: ContainerFacts = {
   restartCount: 0,
   exitCode: null,
   startedAt: '2026-11-27T11:00:00.000Z',
+  oomKilled: false,
+  memoryBytes: 4 * 1024 ** 3,
 };
 const ok = (status = agentStatus()): AgentFacts => ({ kind: 'ok', status });
 
@@ -81,7 +83,19 @@ describe('deriveView', () => {
     });
     expect(v.registration).toEqual({ state: 'registered', providerId: 'prv-abc123' });
     expect(v.heartbeat.healthy).toBe(true);
-    expect(v.limits).toEqual({ cpus: 2, memoryBytes: 4 * 1024 ** 3 });
+    expect(v.limits).toEqual({ cpus: 2, memoryBytes: 4 * 1024 ** 3, rayCpus: 2 });
+  });
+
+  test('a fractional CPU limit shows the whole CPUs Ray uses, as the agent reports them', () => {
+    const limits = { ...agentStatus().limits, cpus: 2.5, rayCpus: 2 };
+    expect(view({ agent: ok(agentStatus({ limits })) }).limits).toEqual({
+      cpus: 2.5,
+      memoryBytes: 4 * 1024 ** 3,
+      rayCpus: 2,
+    });
+    // An agent from before the field: the same rule (whole CPUs, at least 1), from the contract.
+    const { rayCpus: _none, ...older } = limits;
+    expect(view({ agent: ok(agentStatus({ limits: older })) }).limits?.rayCpus).toBe(2);
   });
 
   test.each([
@@ -123,6 +137,77 @@ describe('deriveView', () => {
     const v = view({ container: { ...running, running: false, exitCode: 3 }, agent: undefined });
     expect(v.phase).toBe('error');
     expect(v.detail).toMatch(/enrollment token/);
+  });
+
+  test.each([
+    [ExitCode.tmpUnwritable, /\/tmp/],
+    [ExitCode.registrationFailed, /refused the registration.*certificate/],
+    [ExitCode.stateDirUnusable, /state volume/],
+    [ExitCode.badConfig, /configuration/],
+    [ExitCode.forced, /same provider/],
+  ])('a container that exited %i says why and what to do', (exitCode, words) => {
+    const v = view({ container: { ...running, running: false, exitCode }, agent: undefined });
+    expect(v.phase).toBe('error');
+    expect(v.headline).toBe(`The agent stopped (exit code ${exitCode})`);
+    expect(v.detail).toMatch(words);
+    expect(v.detail).toBe(EXIT_REASONS[exitCode]);
+  });
+
+  test('every exit code of the contract but 0 has its explanation', () => {
+    for (const code of Object.values(ExitCode)) {
+      if (code === ExitCode.ok) continue;
+      expect(EXIT_REASONS[code], `exit code ${code}`).toMatch(/\w+/);
+    }
+  });
+
+  test('an OOM-killed agent shows as such, with its limit and what to change', () => {
+    const v = view({
+      container: { ...running, running: false, exitCode: 137, oomKilled: true, memoryBytes: 4 * 1024 ** 3 },
+      agent: undefined,
+    });
+    expect(v.phase).toBe('error');
+    expect(v.headline).toBe('The agent ran out of memory');
+    expect(v.detail).toBe(
+      'The agent ran out of memory (limit 4 GiB): give it more memory in Settings, or run fewer tasks at once.',
+    );
+  });
+
+  test('an agent OOM-killed again and again is crash-looping for that reason', () => {
+    const v = view({
+      container: {
+        ...running,
+        restarting: true,
+        restartCount: 4,
+        exitCode: 137,
+        oomKilled: true,
+        memoryBytes: 1536 * 1024 ** 2,
+      },
+      agent: undefined,
+    });
+    expect(v.phase).toBe('crash-looping');
+    expect(v.detail).toBe(
+      'The agent ran out of memory (limit 1.5 GiB): give it more memory in Settings, or run fewer tasks at once.',
+    );
+  });
+
+  test('a running container in which something was OOM-killed keeps its phase and says so', () => {
+    const v = view({ container: { ...running, oomKilled: true, restartCount: 1 } });
+    expect(v.phase).toBe('contributing');
+    expect(v.detail).toBe(
+      'Part of the agent ran out of memory (limit 4 GiB): give it more memory in Settings, or run fewer tasks at once.',
+    );
+    // Starting again after the restart policy brought it back: the reason is shown too.
+    const fresh = {
+      ...running,
+      oomKilled: true,
+      restartCount: 1,
+      startedAt: new Date(NOW.getTime() - 5_000).toISOString(),
+    };
+    expect(view({ container: fresh, agent: undefined }).detail).toMatch(/ran out of memory/);
+    // Stopped on purpose (not contributing): nothing to fix.
+    expect(
+      view({ contribute: false, container: { ...running, running: false, oomKilled: true }, agent: undefined }).phase,
+    ).toBe('off');
   });
 
   test('a restarting container is crash-looping, not "starting"', () => {

@@ -34,12 +34,23 @@ export const ImageName = z
   .trim()
   .regex(/^[a-z0-9]+(?:[._\-/:@][a-zA-Z0-9_.-]+)*$/, 'must be an image reference, e.g. ray-agent:dev');
 
+/**
+ * The settings file's format version. Bumped with every change of meaning, and each bump adds its step to
+ * SETTINGS_MIGRATIONS, so a file an older app wrote is migrated, never reset.
+ */
+export const SETTINGS_VERSION = 2;
+
 export const Settings = z.object({
-  version: z.literal(1),
+  version: z.literal(SETTINGS_VERSION),
   /** Empty means "not configured": the app offers the local playground. */
   clusterAddress: z.union([z.literal(''), ClusterAddress]),
   managerUrl: z.union([z.literal(''), ManagerUrl]),
-  cpus: z.number().min(0.5, 'must be at least 0.5 CPU, e.g. 2').max(1024, 'must be at most 1024 CPUs, e.g. 2'),
+  /** Whole CPUs: Ray schedules whole CPUs, so 2.5 would give Ray 2 while the window said 2.5. */
+  cpus: z
+    .number()
+    .int('must be a whole number of CPUs, e.g. 2')
+    .min(1, 'must be at least 1 CPU, e.g. 2')
+    .max(1024, 'must be at most 1024 CPUs, e.g. 2'),
   memoryMiB: z
     .number()
     .int('must be a whole number of MiB, e.g. 4096')
@@ -55,7 +66,7 @@ export const Settings = z.object({
 export type Settings = z.infer<typeof Settings>;
 
 export const DEFAULT_SETTINGS: Settings = {
-  version: 1,
+  version: SETTINGS_VERSION,
   clusterAddress: '',
   managerUrl: '',
   cpus: 2,
@@ -66,6 +77,41 @@ export const DEFAULT_SETTINGS: Settings = {
   onQuit: 'stop',
   statusPort: 8765,
 };
+
+/** A settings file's contents as JSON, before it is known to be valid. */
+export type StoredSettings = Record<string, unknown>;
+
+/**
+ * One step per old version: `SETTINGS_MIGRATIONS[n]` turns a version-n file into a version n+1 file. Steps keep the
+ * keys they do not touch (and unknown ones); a value a step cannot make sense of is left for validation to refuse.
+ */
+export const SETTINGS_MIGRATIONS: Readonly<Record<number, (old: StoredSettings) => StoredSettings>> = {
+  // v1 allowed 0.5-CPU steps; Ray schedules whole CPUs, so round down, keeping at least one.
+  1: (old) => ({
+    ...old,
+    version: 2,
+    cpus: typeof old.cpus === 'number' && Number.isFinite(old.cpus) ? Math.max(1, Math.floor(old.cpus)) : old.cpus,
+  }),
+};
+
+/** The version a file says it has: files from before versions were written count as 1; null when it is no version. */
+export function storedVersion(data: StoredSettings): number | null {
+  if (data.version === undefined) return 1;
+  return typeof data.version === 'number' && Number.isInteger(data.version) && data.version >= 1 ? data.version : null;
+}
+
+/** Applies the migrations from the file's version up to SETTINGS_VERSION, in order; a newer file is returned as is. */
+export function migrateSettings(data: StoredSettings): StoredSettings {
+  const from = storedVersion(data);
+  if (from === null) throw new RangeError(`settings version ${JSON.stringify(data.version)} is not a version number`);
+  let current: StoredSettings = { ...data, version: from };
+  for (let version = from; version < SETTINGS_VERSION; version++) {
+    const step = SETTINGS_MIGRATIONS[version];
+    if (step === undefined) throw new RangeError(`no migration from settings version ${version}`);
+    current = step(current);
+  }
+  return current;
+}
 
 /** A partial update from the settings window; validated whole after merging. */
 export const SettingsPatch = Settings.omit({ version: true }).partial();

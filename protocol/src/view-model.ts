@@ -37,7 +37,14 @@ export const StatusView = z.object({
     consecutiveFailures: z.number().int(),
   }),
   runningTasks: z.number().int(),
-  limits: z.object({ cpus: z.number(), memoryBytes: z.number() }).nullable(),
+  limits: z
+    .object({
+      cpus: z.number(),
+      memoryBytes: z.number(),
+      /** Whole CPUs Ray schedules; below `cpus` when the limit is fractional ("Ray uses 2 of 2.5 CPUs"). */
+      rayCpus: z.number().optional(),
+    })
+    .nullable(),
   agentVersion: z.string().nullable(),
   updatedAt: z.string(),
 });

@@ -74,9 +74,16 @@ export function heartbeatText(heartbeat: StatusView['heartbeat']): string {
   return 'No heartbeat yet';
 }
 
+/** The container's CPUs, and what Ray makes of them when it schedules fewer (it counts whole CPUs). */
+export function cpuLimitText(limits: { cpus: number; rayCpus?: number | undefined }): string {
+  return limits.rayCpus !== undefined && limits.rayCpus < limits.cpus
+    ? `Ray uses ${limits.rayCpus} of ${formatCpus(limits.cpus)}`
+    : formatCpus(limits.cpus);
+}
+
 export function limitsText(limits: StatusView['limits']): string {
   return limits
-    ? `${formatCpus(limits.cpus)}, ${formatBytes(limits.memoryBytes)} memory`
+    ? `${cpuLimitText(limits)}, ${formatBytes(limits.memoryBytes)} memory`
     : 'None yet (the agent is not running)';
 }
 
@@ -86,10 +93,13 @@ export function offerableText(limits: OfferableLimits): string {
   return `Docker can use ${formatCpus(limits.docker.cpus)} / ${formatBytes(limits.docker.memoryBytes)}; ${host}`;
 }
 
-/** What can be offered: Docker's figures when Docker answers (a VM may hold less than the host), else the host's. */
+/**
+ * What can be offered: Docker's figures when Docker answers (a VM may hold less than the host), else the host's.
+ * Whole CPUs, as Ray schedules them (and the settings accept).
+ */
 export function sliderBounds(limits: OfferableLimits): { maxCpus: number; maxMemoryMiB: number } {
   const source = limits.docker ?? limits.host;
-  const maxCpus = Math.max(0.5, Math.floor(source.cpus * 2) / 2);
+  const maxCpus = Math.max(1, Math.floor(source.cpus));
   const maxMemoryMiB = Math.max(1024, Math.floor(source.memoryBytes / MiB / 256) * 256);
   return { maxCpus, maxMemoryMiB };
 }

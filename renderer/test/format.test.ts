@@ -37,14 +37,15 @@ describe('window formatting', () => {
 
   it('slider bounds come from Docker when it answers (a VM may hold less than the host), else the host', () => {
     const host = { cpus: 16, memoryBytes: 64 * GiB, model: 'x' };
+    // Whole CPUs only: Ray schedules whole CPUs, so 3.7 offers 3.
     expect(sliderBounds({ docker: { cpus: 3.7, memoryBytes: 7.9 * GiB }, host })).toEqual({
-      maxCpus: 3.5,
+      maxCpus: 3,
       maxMemoryMiB: 7936,
     });
     expect(sliderBounds({ docker: null, host })).toEqual({ maxCpus: 16, maxMemoryMiB: 65536 });
     // Never below the schema's minimums, so the slider always has a valid position.
     expect(sliderBounds({ docker: { cpus: 0.2, memoryBytes: 0.5 * GiB }, host })).toEqual({
-      maxCpus: 0.5,
+      maxCpus: 1,
       maxMemoryMiB: 1024,
     });
   });
@@ -74,6 +75,10 @@ describe('window formatting', () => {
       }),
     ).toMatch(/^Failing since \d\d:\d\d \(1 failure in a row\)$/);
     expect(limitsText({ cpus: 2, memoryBytes: 4 * GiB })).toBe('2 CPUs, 4.0 GiB memory');
+    expect(limitsText({ cpus: 2, memoryBytes: 4 * GiB, rayCpus: 2 })).toBe('2 CPUs, 4.0 GiB memory');
+    // A fractional limit set by hand: Ray schedules whole CPUs, and the window says so.
+    expect(limitsText({ cpus: 2.5, memoryBytes: 4 * GiB, rayCpus: 2 })).toBe('Ray uses 2 of 2.5 CPUs, 4.0 GiB memory');
+    expect(limitsText({ cpus: 0.5, memoryBytes: GiB, rayCpus: 1 })).toBe('0.5 CPUs, 1.0 GiB memory');
     expect(sentence('must be at least 0.5 CPU')).toBe('Must be at least 0.5 CPU');
   });
 });

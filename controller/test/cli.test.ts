@@ -1,0 +1,31 @@
+import { StatusView } from '@ray-agent/protocol';
+import { describe, expect, test } from 'vitest';
+import { cpuLimitText, describeView } from '../src/cli.js';
+
+const MiB = 1024 ** 2;
+
+function view(limits: StatusView['limits']): StatusView {
+  return StatusView.parse({
+    phase: 'contributing',
+    headline: 'Contributing: 0 tasks running',
+    detail: null,
+    contributing: true,
+    registration: { state: 'registered', providerId: 'prv-abc' },
+    heartbeat: { healthy: true, lastSuccessAt: null, failingSince: null, consecutiveFailures: 0 },
+    runningTasks: 0,
+    limits,
+    agentVersion: '0.1.0',
+    updatedAt: '2026-01-01T00:00:00.000Z',
+  });
+}
+
+describe('ray-agent status', () => {
+  test('says the CPUs Ray uses when a fractional limit gives it fewer', () => {
+    expect(describeView(view({ cpus: 2.5, memoryBytes: 4096 * MiB, rayCpus: 2 }))).toContain(
+      'limits: Ray uses 2 of 2.5 CPUs, 4096 MiB',
+    );
+    expect(describeView(view({ cpus: 2, memoryBytes: 4096 * MiB, rayCpus: 2 }))).toContain('limits: 2 CPUs, 4096 MiB');
+    expect(cpuLimitText({ cpus: 1 })).toBe('1 CPU');
+    expect(cpuLimitText({ cpus: 0.5, rayCpus: 1 })).toBe('0.5 CPUs');
+  });
+});
