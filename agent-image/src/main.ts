@@ -3,9 +3,12 @@ import { join } from 'node:path';
 import { ExitCode } from '@ray-agent/protocol';
 import { type AgentConfig, ConfigError, loadConfig } from './config/agent-config.js';
 import { formatGcsAddress } from './config/ray-head.js';
-import { cgroupReader, hostCpus, hostMemory, shmSize } from './limits/cgroup.js';
+import { installCrashPolicy } from './crash-policy.js';
+import { cgroupReader, freeBytes, hostCpus, hostMemory, shmSize } from './limits/cgroup.js';
+import { effectiveLimits, tooLittleMemory } from './limits/effective-limits.js';
 import { rayResources } from './limits/ray-resources.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
+import { logTokenFile } from './manager/registration.js';
 import { CorruptCredentialsError, StateDirError, StateStore } from './state/state-store.js';
 import { createMetrics } from './status/metrics.js';
 import { StatusModel } from './status/status-model.js';
@@ -34,6 +37,30 @@ function fatal(code: number, line: string): never {
   process.exit(code);
 }
 
+/** What the crash policy and the token file's clean-up may use, filled in as the agent starts. */
+const running: {
+  log?: Logger;
+  supervisor?: AgentSupervisor;
+  config?: AgentConfig;
+  store?: StateStore;
+  model?: StatusModel;
+} = {};
+
+const crashed = installCrashPolicy({
+  log: () => running.log,
+  supervisor: () => running.supervisor,
+  secrets: () => [running.config?.token, savedCredential(running.store)],
+  exit: (code) => process.exit(code),
+});
+
+function savedCredential(store: StateStore | undefined): string | undefined {
+  try {
+    return store?.loadCredentials()?.credential;
+  } catch {
+    return undefined;
+  }
+}
+
 async function main(): Promise<void> {
   let config: AgentConfig;
   try {
@@ -42,7 +69,12 @@ async function main(): Promise<void> {
     if (error instanceof ConfigError) fatal(ExitCode.badConfig, error.message);
     throw error;
   }
+  running.config = config;
+  // The token now lives only in this process's memory: nothing the agent starts (Ray, its tasks) inherits it.
+  delete process.env.AGENT_TOKEN;
+  delete process.env.AGENT_TOKEN_FD;
   const log = createLogger(config.logLevel);
+  running.log = log;
   // A stop can come while the agent is still starting (before Ray or the supervisor exist): exit cleanly then too.
   let onStop: (signal: NodeJS.Signals) => void = (signal) => {
     log.info({ signal }, 'stopped while starting');
@@ -52,18 +84,27 @@ async function main(): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => onStop(signal));
 
   const cgroup = cgroupReader();
-  const cpus = config.cpuLimit ?? cgroup.cpuLimit() ?? hostCpus();
-  const memoryBytes = config.memoryLimit ?? cgroup.memoryLimit() ?? hostMemory();
-  const source =
-    config.cpuLimit !== undefined || config.memoryLimit !== undefined
-      ? 'env'
-      : cgroup.memoryLimit() !== undefined || cgroup.cpuLimit() !== undefined
-        ? 'cgroup'
-        : 'host';
+  // The variables never outrank the kernel: the smaller of what they ask and what the container (or host) has.
+  const limits = effectiveLimits(
+    { cpus: config.cpuLimit, memoryBytes: config.memoryLimit },
+    {
+      cgroupCpus: cgroup.cpuLimit(),
+      cgroupMemoryBytes: cgroup.memoryLimit(),
+      hostCpus: hostCpus(),
+      hostMemoryBytes: hostMemory(),
+    },
+  );
+  const tooSmall = tooLittleMemory(limits);
+  if (tooSmall) fatal(ExitCode.badConfig, tooSmall);
+  const { cpus, memoryBytes, source } = limits;
   const shmBytes = shmSize();
-  const resources = rayResources({ cpus, memoryBytes, source, shmBytes });
+  const resources = rayResources({ cpus, memoryBytes, source, shmBytes, tmpFreeBytes: freeBytes('/tmp') });
 
-  const store = new StateStore(config.stateDir);
+  const store = new StateStore(config.stateDir, {
+    enrollmentTokenFile: process.env.AGENT_TOKEN_FILE?.trim() || undefined,
+    onTokenFileKept: (warning) => running.model?.warn(warning),
+  });
+  running.store = store;
   try {
     store.preflight();
   } catch (error) {
@@ -85,10 +126,14 @@ async function main(): Promise<void> {
     objectStoreBytes: resources.objectStoreBytes,
     shmBytes: shmBytes ?? null,
     source,
+    rayCpus: resources.numCpus,
+    rayMemoryBytes: resources.memoryBytes,
+    objectStoreIn: resources.plan.objectStoreIn,
   });
+  running.model = model;
   model.heartbeat.intervalSeconds = config.heartbeatIntervalSeconds;
   model.onStateChange = (from, to) => log.info({ from, to, reason: model.error?.message }, `state: ${to}`);
-  for (const warning of resources.warnings) {
+  for (const warning of [...limits.warnings, ...resources.warnings]) {
     model.warn(warning);
     log.warn(warning);
   }
@@ -101,11 +146,16 @@ async function main(): Promise<void> {
     if (!(error instanceof CorruptCredentialsError)) throw error;
     corrupt = error;
   }
+  const tokenFile = process.env.AGENT_TOKEN_FILE?.trim();
   if (!credentials && !corrupt && !config.token)
     fatal(
       ExitCode.badConfig,
-      'AGENT_TOKEN_FILE: is not set and there is no saved registration (e.g. AGENT_TOKEN_FILE=/run/secrets/agent-token)',
+      tokenFile
+        ? `AGENT_TOKEN_FILE: "${tokenFile}" is missing or empty and there is no saved registration; put the enrollment token from the manager there (e.g. AGENT_TOKEN_FILE=/run/secrets/agent-token)`
+        : 'AGENT_TOKEN_FILE: is not set and there is no saved registration (e.g. AGENT_TOKEN_FILE=/run/secrets/agent-token)',
     );
+  // Registered in an earlier run: a token file still there (a controller wrote it again) has done its job.
+  if (credentials && credentials.managerBase === config.manager.base) logTokenFile(store.forgetEnrollmentToken(), log);
 
   const statusServer = buildStatusServer(model, createMetrics(model));
   await statusServer.listen({ host: config.statusHost, port: config.statusPort });
@@ -148,10 +198,9 @@ async function main(): Promise<void> {
       process.exit(code);
     },
   });
+  running.supervisor = supervisor;
   onStop = (signal) => void supervisor.shutdown(signal);
   await supervisor.run();
 }
 
-main().catch((error: unknown) => {
-  fatal(ExitCode.forced, `unexpected failure: ${(error as Error).stack ?? String(error)}`);
-});
+main().catch(crashed);

@@ -547,7 +547,7 @@ describe('heartbeats against the scripted manager', () => {
       };
       return errorBody(401, 'invalid_credential', 'this provider credential is not valid');
     });
-    expect(await run()).toBe('revoked');
+    expect((await run()).kind).toBe('revoked');
     expect(seen).toHaveLength(2);
     expectHeartbeatRequests();
     expect(seenBySecond?.state).toBe('healthy');
@@ -567,7 +567,7 @@ describe('heartbeats against the scripted manager', () => {
       failuresAtRetry = model.heartbeat.consecutiveFailures;
       return errorBody(401, 'invalid_credential', 'this provider credential is not valid');
     });
-    expect(await run()).toBe('revoked');
+    expect((await run()).kind).toBe('revoked');
     expect(seen).toHaveLength(2);
     expectHeartbeatRequests();
     expect(stateAtRetry).toBe('rate_limited');
@@ -592,7 +592,7 @@ describe('heartbeats against the scripted manager', () => {
     await new Promise((resolve) => setTimeout(resolve, 1_500));
     expect(seen).toHaveLength(1);
     controller.abort(); // stopping must not wait out the 300 s
-    expect(await outcome).toBe('stopped');
+    expect((await outcome).kind).toBe('stopped');
     expect(seen).toHaveLength(1);
   });
 
@@ -607,7 +607,7 @@ describe('heartbeats against the scripted manager', () => {
       };
       return errorBody(403, 'forbidden', 'no');
     });
-    expect(await run()).toBe('revoked');
+    expect((await run()).kind).toBe('revoked');
     expect(seen).toHaveLength(4);
     expectHeartbeatRequests();
     expect(atRecovery).toEqual({ state: 'healthy', failures: 0, error: undefined });
@@ -616,17 +616,19 @@ describe('heartbeats against the scripted manager', () => {
   it('stops with unknown_provider on 404 unknown_provider', async () => {
     const { run } = heartbeatSetup();
     play(errorBody(404, 'unknown_provider', 'this manager does not know provider alices-desktop-7f3a'));
-    expect(await run()).toBe('unknown_provider');
+    expect((await run()).kind).toBe('unknown_provider');
     expect(seen).toHaveLength(1);
     expectHeartbeatRequests();
   });
 
-  it('stops with identity_in_use on 409 identity_in_use', async () => {
+  it('stops with identity_in_use on 409 identity_in_use, passing on when the other boot lease runs out', async () => {
     const { run, model } = heartbeatSetup();
-    play(errorBody(409, 'identity_in_use', 'another agent is already running as this provider'));
-    expect(await run()).toBe('identity_in_use');
+    play(
+      errorBody(409, 'identity_in_use', 'another agent is already running as this provider', { 'retry-after': '7' }),
+    );
+    expect(await run()).toEqual({ kind: 'identity_in_use', retryAfterMs: 7_000 });
     expect(seen).toHaveLength(1);
-    expect(model.heartbeat.state).toBe('stopped');
+    expect(model.heartbeat.state).toBe('failing');
     expectHeartbeatRequests();
   });
 
@@ -636,7 +638,7 @@ describe('heartbeats against the scripted manager', () => {
       setImmediate(() => controller.abort());
       return errorBody(503, 'unavailable', 'busy');
     });
-    expect(await run()).toBe('stopped');
+    expect((await run()).kind).toBe('stopped');
     expect(seen).toHaveLength(1);
   });
 });

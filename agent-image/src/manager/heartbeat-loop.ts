@@ -4,12 +4,16 @@ import type { StatusModel } from '../status/status-model.js';
 import { Backoff, sleep } from '../supervisor/backoff.js';
 import { type ManagerClient, ManagerError } from './manager-client.js';
 
-export type HeartbeatStop = 'stopped' | 'revoked' | 'unknown_provider' | 'identity_in_use';
+export type HeartbeatStop =
+  | { kind: 'stopped' | 'revoked' | 'unknown_provider' }
+  /** Another boot of this provider holds its identity; the manager says when its lease runs out. */
+  | { kind: 'identity_in_use'; retryAfterMs: number | undefined };
 
 /**
  * Sends a heartbeat every interval. Failures back off (capped at 60 s, honouring a capped Retry-After) while Ray
- * keeps running; the first success resets the backoff. A rejected credential or an unknown provider ends the loop
- * so the supervisor can act on it, never retrying in a hot loop.
+ * keeps running; the first success resets the backoff. A rejected credential, an unknown provider or an identity
+ * held by another boot ends the loop so the supervisor can act on it, never retrying in a hot loop. `onAnswer`
+ * runs after every other attempt: accepted, or failed in a way worth retrying (the manager down or overloaded).
  */
 export async function runHeartbeats(
   client: ManagerClient,
@@ -20,6 +24,7 @@ export async function runHeartbeats(
   log: Logger,
   signal: AbortSignal,
   backoff = new Backoff(2_000, 60_000),
+  onAnswer: (accepted: boolean) => void = () => {},
 ): Promise<HeartbeatStop> {
   const beat = model.heartbeat;
   let wait = 0;
@@ -51,17 +56,21 @@ export async function runHeartbeats(
       model.clearError('heartbeat_failing');
       backoff.reset();
       wait = answer.heartbeatIntervalSeconds * 1000;
+      onAnswer(true);
     } catch (error) {
       if (signal.aborted) break;
       if (!(error instanceof ManagerError)) throw error;
-      if (error.kind === 'http' && error.status === 404 && error.code === 'unknown_provider') return 'unknown_provider';
+      if (error.kind === 'http' && error.status === 404 && error.code === 'unknown_provider')
+        return { kind: 'unknown_provider' };
       if (error.kind === 'http' && error.status === 409 && error.code === 'identity_in_use') {
-        beat.state = 'stopped';
-        return 'identity_in_use';
+        beat.state = 'failing';
+        beat.consecutiveFailures += 1;
+        beat.failingSince ??= new Date();
+        return { kind: 'identity_in_use', retryAfterMs: error.retryAfterMs };
       }
       if (error.kind === 'http' && (error.status === 401 || error.status === 403)) {
         beat.state = 'stopped';
-        return 'revoked';
+        return { kind: 'revoked' };
       }
       beat.consecutiveFailures += 1;
       beat.failingSince ??= new Date();
@@ -70,7 +79,8 @@ export async function runHeartbeats(
         log.warn({ err: error.message, status: error.status, failures: beat.consecutiveFailures }, 'heartbeat failed');
       model.fail('heartbeat_failing', `heartbeats are failing: ${error.message}`);
       wait = Math.min(300_000, Math.max(beat.intervalSeconds * 1000, backoff.next(), error.retryAfterMs ?? 0));
+      onAnswer(false);
     }
   }
-  return 'stopped';
+  return { kind: 'stopped' };
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { ExitCode, type HeartbeatRequest } from '@ray-agent/protocol';
+import { ExitCode, type HeartbeatRequest, STOP_STEPS_SECONDS } from '@ray-agent/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '../config/agent-config.js';
 import { formatGcsAddress } from '../config/ray-head.js';
@@ -18,7 +18,8 @@ import type { Credentials, StateStore } from '../state/state-store.js';
 import type { StatusModel } from '../status/status-model.js';
 import { Backoff, sleep } from './backoff.js';
 import { primaryAddress } from './host-facts.js';
-import { RayNode, rayStopForce } from './ray-node.js';
+import { IdentityGate } from './identity-gate.js';
+import { killRayLeftovers, RayNode } from './ray-node.js';
 import { UsageSampler } from './usage-sampler.js';
 
 export interface SupervisorDeps {
@@ -38,6 +39,7 @@ export interface SupervisorDeps {
 
 const SAMPLE_MS = 2_000;
 const MISMATCH_RECHECK_MS = 300_000;
+const { rayForceStop, leftoverKill, finalHeartbeat } = STOP_STEPS_SECONDS;
 
 /**
  * The agent's supervisor: registers with the manager, keeps a Ray worker node joined to the cluster (rejoining
@@ -61,6 +63,15 @@ export class AgentSupervisor {
   /** Set when the agent itself stops the node to rejoin (e.g. under a new provider ID). */
   private rejoinReason: string | undefined;
   private checkingHead = false;
+  /** The manager's word on whether this boot is the provider's current one: Ray runs only while it is. */
+  private readonly identity = new IdentityGate();
+  /** Set when the node is stopped because the manager gave the provider to another boot. */
+  private identityLost = false;
+  /** The manager refused this boot and has not accepted it since. */
+  private refused = false;
+  /** Re-registrations after "unknown provider" back off, so a confused manager is not hit at round-trip speed. */
+  private readonly reregistration = new Backoff(2_000, 300_000);
+  private abandoning = false;
 
   constructor(private readonly deps: SupervisorDeps) {
     this.client = new ManagerClient(deps.config.manager, { caFile: deps.config.managerCaFile });
@@ -86,19 +97,14 @@ export class AgentSupervisor {
     if (this.signals > 1) {
       log.warn({ signal }, 'second stop signal: stopping Ray now');
       this.node?.kill();
-      this.deps.exit(1);
+      this.deps.exit(ExitCode.forced);
       return;
     }
     log.info({ signal, drainDeadlineSeconds: config.drainDeadlineSeconds }, 'stop requested: draining the Ray node');
     model.setState('draining');
     this.stopping.abort();
-    if (this.node?.running) {
-      model.ray.state = 'stopping';
-      await this.node.stop(config.drainDeadlineSeconds + 5);
-    }
-    // The sweep starts Python (1-2 s): skip it when no Ray node was ever started, so a stop during backoff is quick.
-    if (this.node) await rayStopForce(this.deps.rayBin);
-    model.ray.state = 'stopped';
+    // Each step is bounded so the whole stop fits the container's stop timeout (protocol's agentStopSeconds).
+    await this.stopRay(config.drainDeadlineSeconds);
     this.heartbeatsDone.abort();
     if (this.sampler) clearInterval(this.sampler);
     model.runningTasks = 0;
@@ -107,10 +113,50 @@ export class AgentSupervisor {
     await this.deps.statusServer.close();
     await this.client.close();
     log.info('stopped cleanly');
-    this.deps.exit(0);
+    this.deps.exit(ExitCode.ok);
   }
 
-  private async ensureRegistered(): Promise<boolean> {
+  /**
+   * The way out after an unexpected fault (an unhandled rejection, an uncaught exception): Ray is killed, the manager
+   * hears "stopped" so the restarted container takes the provider over at once, and the process exits 1 for the
+   * restart policy. A fault while abandoning exits at once.
+   */
+  async abandon(reason: string): Promise<void> {
+    const { log, model } = this.deps;
+    if (this.abandoning) {
+      this.deps.exit(ExitCode.forced);
+      return;
+    }
+    this.abandoning = true;
+    log.error({ reason }, 'unexpected failure: stopping Ray and exiting for a restart');
+    this.stopping.abort();
+    this.heartbeatsDone.abort();
+    if (this.sampler) clearInterval(this.sampler);
+    this.node?.kill();
+    await killRayLeftovers(leftoverKill * 1000);
+    model.ray.state = 'stopped';
+    model.runningTasks = 0;
+    model.setState('stopped');
+    await this.finalHeartbeat();
+    this.deps.exit(ExitCode.forced);
+  }
+
+  /** Drains the node (if one runs), then kills whatever Ray left behind. */
+  private async stopRay(drainSeconds: number): Promise<void> {
+    const { model, log } = this.deps;
+    if (this.node?.running) {
+      model.ray.state = 'stopping';
+      await this.node.stop(drainSeconds + rayForceStop);
+    }
+    if (this.node) {
+      const leftovers = await killRayLeftovers(leftoverKill * 1000);
+      if (leftovers.killed > 0) log.info(leftovers, 'killed Ray processes left after the node stopped');
+    }
+    model.ray.state = 'stopped';
+  }
+
+  /** `previous`: the credentials this agent held, sent as proof when it registers the same install again. */
+  private async ensureRegistered(previous: Credentials | undefined = this.credentials): Promise<boolean> {
     const { model, config, store, log } = this.deps;
     if (this.credentials && this.credentials.managerBase === config.manager.base) {
       this.markRegistered(this.credentials);
@@ -141,6 +187,8 @@ export class AgentSupervisor {
             'manager_unreachable',
             `registration failed, retrying in ${Math.round(waitMs / 1000)} s: ${error.message}`,
           ),
+        undefined,
+        previous ? { current: previous } : {},
       );
       if (!credentials) return false;
       model.clearError('manager_unreachable');
@@ -183,6 +231,7 @@ export class AgentSupervisor {
 
   private async heartbeatLoop(): Promise<void> {
     const { model, log, store } = this.deps;
+    let refusals = 0;
     while (!this.heartbeatsDone.signal.aborted && this.credentials) {
       const outcome = await runHeartbeats(
         this.client,
@@ -192,18 +241,28 @@ export class AgentSupervisor {
         this.bootId,
         log,
         this.heartbeatsDone.signal,
+        undefined,
+        (accepted) => {
+          if (!accepted) {
+            // The manager cannot answer: Ray does not need it to work, so a boot it never refused runs its node.
+            if (!this.refused) this.identity.hold();
+            return;
+          }
+          if (this.refused) log.info('the manager accepts this agent as the provider now');
+          this.refused = false;
+          refusals = 0;
+          this.reregistration.reset();
+          model.clearError('identity_in_use');
+          this.identity.hold();
+        },
       );
-      if (outcome === 'stopped') return;
-      if (outcome === 'identity_in_use') {
-        log.error('another agent is already running with these credentials: leaving the cluster');
-        model.fail(
-          'identity_in_use',
-          'identity in use: another agent is already running as this provider (a copied state volume?); stop one of them, or give this one its own state volume',
-        );
-        await this.leaveCluster();
-        return;
+      if (outcome.kind === 'stopped') return;
+      if (outcome.kind === 'identity_in_use') {
+        refusals += 1;
+        await this.stepAsideFor(outcome.retryAfterMs, refusals);
+        continue;
       }
-      if (outcome === 'revoked') {
+      if (outcome.kind === 'revoked') {
         log.error('the manager rejected this provider credential: leaving the cluster');
         model.registration.state = 'needs_reregistration';
         model.fail(
@@ -213,26 +272,72 @@ export class AgentSupervisor {
         await this.leaveCluster();
         return;
       }
-      // Unknown provider: the manager forgot us. Keep the old credentials aside and register again if we can.
+      // Unknown provider: the manager forgot us. Keep the old credentials aside and register again if we can, not
+      // faster than the backoff: a manager that forgets every provider it registers must not be hammered.
+      const first = this.reregistration.attempts === 0;
+      const backoff = this.reregistration.next();
+      const wait = first ? 0 : backoff;
+      log.warn({ waitMs: wait }, 'the manager does not know this provider; registering again');
+      await sleep(wait, this.heartbeatsDone.signal);
+      if (this.heartbeatsDone.signal.aborted) return;
       const keptAt = store.quarantine(store.credentialsPath, 'unknown-provider');
-      log.warn({ keptAt }, 'the manager does not know this provider; registering again');
+      log.info({ keptAt }, 'old credentials kept aside');
+      const previous = this.credentials;
       this.credentials = undefined;
-      if (!(await this.ensureRegistered())) {
+      this.identity.release();
+      if (!(await this.ensureRegistered(previous))) {
         await this.leaveCluster();
         return;
       }
       // Rejoin under the new provider ID (its label and resource name it); this stop is not a failure.
       this.rejoinReason = `registered again as ${model.registration.providerId}`;
-      if (this.node?.running) await this.node.stop(this.deps.config.drainDeadlineSeconds + 5);
+      if (this.node?.running) await this.node.stop(this.deps.config.drainDeadlineSeconds + rayForceStop);
     }
+  }
+
+  /**
+   * Another boot holds this provider's identity: a copy of the state volume running elsewhere, or this container's
+   * previous run that ended without saying so (`docker kill`, OOM, power loss), whose lease the manager lets run
+   * out. Either way Ray must not run here now; try again when the manager says the lease ends.
+   */
+  private async stepAsideFor(retryAfterMs: number | undefined, refusals: number): Promise<void> {
+    const { model, log, config } = this.deps;
+    const wasHeld = this.identity.held;
+    this.refused = true;
+    this.identity.release();
+    const wait = Math.min(300_000, Math.max(1_000, retryAfterMs ?? this.deps.model.heartbeat.intervalSeconds * 1000));
+    const retryIn = `trying again in ${Math.round(wait / 1000)} s`;
+    if (refusals === 1 && !wasHeld) {
+      // Most often the previous run of this very container: it needs only to time out.
+      model.fail(
+        'identity_in_use',
+        `identity in use: another agent is already running as this provider, or its last run ended without stopping; ${retryIn}`,
+      );
+      log.warn({ retryAfterMs: wait }, 'the manager says another agent holds this provider; waiting');
+    } else {
+      model.fail(
+        'identity_in_use',
+        `identity in use: another agent is already running as this provider (a copied state volume?); stop one of them, or give this one its own state volume; ${retryIn}`,
+      );
+      if (refusals <= 2 || refusals % 10 === 0)
+        log.error({ refusals }, 'another agent is running as this provider: Ray stays stopped here');
+      model.setState('error');
+    }
+    if (this.node?.running) {
+      this.identityLost = true;
+      model.setState('error');
+      await this.node.stop(config.drainDeadlineSeconds + rayForceStop);
+      await killRayLeftovers(leftoverKill * 1000);
+    }
+    await sleep(wait, this.heartbeatsDone.signal);
   }
 
   /** Stops Ray without exiting: the status endpoint keeps saying why, and no restart storm follows. */
   private async leaveCluster(): Promise<void> {
     const { model } = this.deps;
     this.stopping.abort();
-    if (this.node?.running) await this.node.stop(this.deps.config.drainDeadlineSeconds + 5);
-    model.ray.state = 'stopped';
+    this.identity.release();
+    await this.stopRay(this.deps.config.drainDeadlineSeconds);
     model.setState('error');
   }
 
@@ -252,7 +357,7 @@ export class AgentSupervisor {
   private async finalHeartbeat(): Promise<void> {
     const credentials = this.credentials;
     if (!credentials || this.deps.model.registration.state !== 'registered') return;
-    const timeout = AbortSignal.timeout(3_000);
+    const timeout = AbortSignal.timeout(finalHeartbeat * 1000);
     try {
       await this.client.heartbeat(
         {
@@ -276,6 +381,8 @@ export class AgentSupervisor {
     const backoff = new Backoff(1_000, 30_000);
     let joinedBefore = false;
     while (!signal.aborted) {
+      await this.identity.whenHeld(signal);
+      if (signal.aborted) break;
       model.ray.state = joinedBefore ? 'restarting' : 'joining';
       const preflight = await preflightCluster(this.deps.python, config.gcs, 5);
       if (signal.aborted) break;
@@ -302,6 +409,7 @@ export class AgentSupervisor {
       }
       model.clearError('head_unreachable');
       model.clearError('version_mismatch');
+      if (!this.identity.held) continue; // refused while the preflight ran
       this.joinedCluster = preflight.info.clusterId;
       this.headLost = false;
       if (model.current === 'error') model.setState(joinedBefore ? 'reconnecting' : 'connecting');
@@ -309,11 +417,18 @@ export class AgentSupervisor {
       if (signal.aborted) break;
       joinedBefore ||= exit.joined;
       if (exit.joined) backoff.reset();
+      if (this.identityLost) {
+        // Stepped aside for another boot of this provider; the gate opens again once the manager accepts us.
+        this.identityLost = false;
+        model.ray.state = 'stopped';
+        model.ray.joinedAt = null;
+        continue;
+      }
       if (this.rejoinReason) {
         log.info({ reason: this.rejoinReason }, 'rejoining the cluster');
         this.rejoinReason = undefined;
         model.setState('reconnecting');
-        await rayStopForce(this.deps.rayBin);
+        await killRayLeftovers(leftoverKill * 1000);
         continue;
       }
       model.ray.restarts += 1;
@@ -330,7 +445,7 @@ export class AgentSupervisor {
         { code: exit.code, signal: exit.signal, lastLines: exit.lastLines.slice(-10) },
         'Ray node exited; rejoining',
       );
-      await rayStopForce(this.deps.rayBin);
+      await killRayLeftovers(leftoverKill * 1000);
       await sleep(backoff.next(), signal);
     }
   }

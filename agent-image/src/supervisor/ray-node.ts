@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -158,31 +158,92 @@ export class RayNode extends EventEmitter<RayNodeEvents> {
 /** Ray's processes: the raylet and GCS binaries, retitled workers (`ray::`), and Ray's Python helpers. */
 const RAY_PROCESS = /^ray::|(^|\/)(raylet|gcs_server)\0|site-packages\/ray\/|\/ray\0(start|stop)\0/;
 
-/** Whether any Ray process other than this one is left, from /proc (zombies have no cmdline and do not count). */
-export function rayProcessesLeft(procRoot = '/proc'): boolean {
-  for (const pid of readdirSync(procRoot)) {
-    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+/**
+ * Where the agent's own processes hang: the agent itself, and its parent when that is tini, the subreaper that
+ * adopts Ray's orphans. Only processes below these are ever killed: an agent run outside its container (a test on
+ * a developer's machine, `docker run --pid=host`) must never touch another program's Ray.
+ */
+export function ownRoots(procRoot = '/proc', self = process.pid, parent = process.ppid): number[] {
+  try {
+    const parentCmdline = readFileSync(`${procRoot}/${parent}/cmdline`, 'latin1');
+    if (/^(\S*\/)?tini\0/.test(parentCmdline)) return [self, parent];
+  } catch {
+    // no parent to adopt orphans: only our own children count
+  }
+  return [self];
+}
+
+/** The parent PID from /proc/PID/stat (after the last ')', since the command name may hold spaces and parens). */
+function parentOf(procRoot: string, pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`${procRoot}/${pid}/stat`, 'latin1');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Ray processes left below the agent's own processes (`ownRoots`), from /proc. Zombies have no cmdline and do not
+ * count.
+ */
+export function rayProcessPids(procRoot = '/proc', roots: number[] = ownRoots(procRoot)): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync(procRoot)) {
+    const pid = Number(name);
+    if (!/^\d+$/.test(name) || roots.includes(pid)) continue;
+    let cmdline: string;
     try {
-      if (RAY_PROCESS.test(readFileSync(`${procRoot}/${pid}/cmdline`, 'latin1'))) return true;
+      cmdline = readFileSync(`${procRoot}/${pid}/cmdline`, 'latin1');
     } catch {
-      // the process ended while we looked
+      continue; // the process ended while we looked
     }
+    if (RAY_PROCESS.test(cmdline) && descendsFrom(procRoot, pid, roots)) pids.push(pid);
+  }
+  return pids;
+}
+
+function descendsFrom(procRoot: string, pid: number, roots: number[]): boolean {
+  let current: number | undefined = pid;
+  for (let depth = 0; depth < 64 && current !== undefined && current > 0; depth += 1) {
+    current = parentOf(procRoot, current);
+    if (current !== undefined && roots.includes(current)) return true;
   }
   return false;
 }
 
+export interface LeftoverKill {
+  /** How many Ray processes were found and sent SIGKILL. */
+  killed: number;
+  /** How many were still there when the time ran out. */
+  left: number;
+}
+
 /**
- * Sweeps every Ray process left in this container (safe: the container holds only this node). Skipped when none
- * is left, as after a clean drain: `ray stop` starts Python, about a second of a stop that should take less than 3.
+ * Kills every Ray process left below the agent by PID (in its container that is every Ray process there) and waits
+ * until they are gone, at most `withinMs`. `ray stop --force` does the same but first starts Python (1-2 s, up to 30 s on
+ * a loaded machine), which a bounded stop cannot afford. tini, the subreaper, reaps them.
  */
-export function rayStopForce(rayBin: string, procRoot = '/proc'): Promise<void> {
-  if (!rayProcessesLeft(procRoot)) return Promise.resolve();
-  return new Promise((resolve) => {
-    execFile(
-      rayBin,
-      ['stop', '--force'],
-      { timeout: 30_000, env: { ...process.env, RAY_USAGE_STATS_ENABLED: '0' } },
-      () => resolve(),
-    );
-  });
+export async function killRayLeftovers(
+  withinMs: number,
+  procRoot = '/proc',
+  kill: (pid: number, signal: NodeJS.Signals) => void = process.kill,
+  roots: number[] = ownRoots(procRoot),
+): Promise<LeftoverKill> {
+  const found = rayProcessPids(procRoot, roots);
+  for (const pid of found) {
+    try {
+      kill(pid, 'SIGKILL');
+    } catch {
+      // already gone, or not ours
+    }
+  }
+  const deadline = Date.now() + withinMs;
+  let left = found.length ? rayProcessPids(procRoot, roots) : [];
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    left = rayProcessPids(procRoot, roots);
+  }
+  return { killed: found.length, left: left.length };
 }
