@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_SETTINGS, StatusView } from '@ray-agent/protocol';
+import { DEFAULT_SETTINGS, StatusView, stopTimeoutSeconds } from '@ray-agent/protocol';
 import { afterAll, describe, expect, test } from 'vitest';
 import { docker, run } from './support/run.js';
 
@@ -42,6 +42,10 @@ describe('ray-agent CLI', () => {
       HostIp: '127.0.0.1',
       HostPort: String(statusPort),
     });
+    // The container the one builder makes: the stop budget of the contract, the token only as a file.
+    expect(inspect.Config.StopTimeout).toBe(stopTimeoutSeconds(25));
+    expect(inspect.Config.Env).toContain('AGENT_TOKEN_FILE=/var/lib/ray-agent/secrets/enrollment-token');
+    expect(JSON.stringify(inspect.Config.Env)).not.toMatch(/AGENT_TOKEN=/);
   });
 
   test('status --json reports the same agent contributing', async () => {
@@ -51,7 +55,11 @@ describe('ray-agent CLI', () => {
     expect(view.phase).toBe('contributing');
     expect(view.registration.state).toBe('registered');
     expect(view.heartbeat.healthy).toBe(true);
-    expect(view.limits).toEqual({ cpus: DEFAULT_SETTINGS.cpus, memoryBytes: DEFAULT_SETTINGS.memoryMiB * 1024 ** 2 });
+    expect(view.limits).toEqual({
+      cpus: DEFAULT_SETTINGS.cpus,
+      memoryBytes: DEFAULT_SETTINGS.memoryMiB * 1024 ** 2,
+      rayCpus: DEFAULT_SETTINGS.cpus,
+    });
   });
 
   test('down --local stops the agent and removes the playground', async () => {

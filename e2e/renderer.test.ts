@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type PullProgress, type StatusView, ViewPhase } from '@ray-agent/protocol';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { openRenderer, type RendererSession } from './support/renderer-bridge.js';
 import { GiB, ScriptedService, statusView } from './support/renderer-scripted-service.js';
 
@@ -15,12 +15,19 @@ import { GiB, ScriptedService, statusView } from './support/renderer-scripted-se
  */
 const root = fileURLToPath(new URL('..', import.meta.url));
 let session: RendererSession | null = null;
-let clock = Date.now();
-/** Views must move forward in time: the page ignores a view older than the one it shows. */
+let clock = 0;
+/**
+ * Views must move forward in time: the page ignores a view older than the one it shows, and a service made after a
+ * slow build starts with a view of its own time. So each one is later than both the last one and now.
+ */
 const nextUpdatedAt = () => {
-  clock += 1000;
+  clock = Math.max(clock, Date.now()) + 1000;
   return new Date(clock).toISOString();
 };
+
+// expect.poll waits 1 s by default: a headless Chromium on a loaded 2-core machine can take longer to render. A poll
+// ends as soon as the page shows what it must; this only bounds the wait.
+vi.setConfig({ expect: { poll: { timeout: 30_000 } } });
 
 beforeAll(async () => {
   await promisify(execFile)(process.execPath, ['renderer/build.mjs'], { cwd: root });
@@ -422,7 +429,10 @@ describe('the window with a scripted service', () => {
         document.body.appendChild(styled);
         const fetchOther = await fetch(${JSON.stringify(otherUrl)}).then(() => 'reached', (error) => 'blocked: ' + error.name);
         const fetchSelf = await fetch('/index.html').then(() => 'reached', (error) => 'blocked: ' + error.name);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        // The violation events come as tasks of their own: wait for the three (bounded) rather than a fixed 50 ms.
+        const expected = ['script-src-elem', 'style-src-attr', 'connect-src'];
+        for (let i = 0; i < 600 && !expected.every((d) => violations.includes(d)); i++)
+          await new Promise((resolve) => setTimeout(resolve, 50));
         return {
           injected: window.__injected === true,
           colour: getComputedStyle(styled).color,

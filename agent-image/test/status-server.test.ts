@@ -1,7 +1,12 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type IncomingHttpHeaders, request } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
+import { join } from 'node:path';
+import { buildServer } from '@ray-agent/manager/server';
+import { Store } from '@ray-agent/manager/store';
 import { StatusDocument } from '@ray-agent/protocol';
 import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/agent-config.js';
 import { formatGcsAddress } from '../src/config/ray-head.js';
@@ -9,6 +14,8 @@ import { rayResources } from '../src/limits/ray-resources.js';
 import { createMetrics } from '../src/status/metrics.js';
 import { StatusModel } from '../src/status/status-model.js';
 import { buildStatusServer } from '../src/status/status-server.js';
+import { fakeGcs, getLocal, startAgentProcess } from './agent-process.js';
+import { makeTls, tempDir } from './helpers.js';
 
 const SECRET_TOKEN = 'PLANTED-enrollment-secret-5f0c1d2e3a4b';
 
@@ -252,27 +259,129 @@ describe('status endpoint', () => {
       });
     const [slow, silent] = await Promise.all([slowClient(true), slowClient(false)]);
     for (const client of [slow, silent]) {
-      // Cut off after the 5 s timeout, checked every second: not held for Node's default 30 s.
+      // Cut off by the server, never before the 5 s timeout. The upper bound only tells "cut off at the timeout"
+      // (checked every second) from "held until Node's own check", 30 s after the server started: room for a
+      // loaded machine, where the figure (5-7.5 s) can stretch.
       expect(client.seconds).toBeGreaterThanOrEqual(5);
-      expect(client.seconds).toBeLessThan(7.5);
+      expect(client.seconds).toBeLessThan(20);
       expect(client.answer).toMatch(/^(HTTP\/1\.1 408 Request Timeout\r\n|$)/);
       expect(client.answer).not.toContain('gcsAddress');
     }
     expect(slow.bytesSent).toBeGreaterThan(20);
-  }, 15_000);
-
-  it('never shows the enrollment token', async () => {
-    model.fail('heartbeat_failing', 'heartbeats are failing: the manager answered 503');
-    const bodies = [(await get('/status')).body, (await get('/metrics')).body, (await get('/healthz')).body];
-    for (const body of bodies) {
-      expect(body).not.toContain('PLANTED');
-      expect(body).not.toContain(SECRET_TOKEN.slice(8, 24));
-    }
-  });
+    console.warn(
+      `[figure] slow and silent clients cut off after ${slow.seconds.toFixed(1)} s and ${silent.seconds.toFixed(1)} s`,
+    );
+  }, 60_000);
 
   it('never sends an access-control-* header', () => {
     expect(answers.length).toBeGreaterThan(40);
     for (const answer of answers)
       expect(Object.keys(answer.headers).filter((name) => name.startsWith('access-control-'))).toEqual([]);
   });
+});
+
+describe('the running agent: main.ts against the real manager over TLS, Ray and python3 stood in for', () => {
+  it('never shows the enrollment token or the provider credential: not in /status, /metrics, /healthz, its logs, nor what Ray is given', async () => {
+    const dir = tempDir('status-secrets-');
+    const tls = makeTls(dir);
+    const store = new Store(join(dir, 'manager.db'));
+    const { token } = store.createEnrollmentToken({ label: 'status-secrets' });
+    let registerCalls = 0;
+    let heartbeatCalls = 0;
+    const manager = buildServer({
+      store,
+      tls: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
+      heartbeatIntervalSeconds: 1,
+      logger: pino({ level: 'silent' }),
+    });
+    // The first registration and the second heartbeat fail: their error paths (log lines, status messages) are
+    // where a secret carried by a request would show. Retry-After keeps the failing heartbeat in the status 3 s.
+    const busy = { error: { code: 'unavailable', message: 'the manager is busy' } };
+    manager.addHook('onRequest', async (request, reply) => {
+      if (request.url === '/api/register' && ++registerCalls === 1) return reply.code(503).send(busy);
+      if (request.url === '/api/heartbeat' && ++heartbeatCalls === 2)
+        return reply.code(503).header('retry-after', '3').send(busy);
+    });
+    await manager.listen({ host: '127.0.0.1', port: 0 });
+    const gcs = await fakeGcs();
+    const stateDir = join(dir, 'state');
+    mkdirSync(stateDir);
+    const tokenFile = join(dir, 'agent-token');
+    writeFileSync(tokenFile, `${token}\n`);
+    const agent = await startAgentProcess(dir, {
+      RAY_HEAD: `127.0.0.1:${gcs.port}`,
+      MANAGER_URL: `https://127.0.0.1:${(manager.server.address() as AddressInfo).port}/api/register`,
+      MANAGER_CA_FILE: tls.caFile,
+      AGENT_TOKEN_FILE: tokenFile,
+      STATE_DIR: stateDir,
+      CPU_LIMIT: '1',
+      MEMORY_LIMIT: '1g',
+      NODE_IP_ADDRESS: '127.0.0.1',
+      DRAIN_DEADLINE: '1',
+      LOG_LEVEL: 'debug',
+    });
+    const bodies = { '/status': [] as string[], '/metrics': [] as string[], '/healthz': [] as string[] };
+    try {
+      // Read the endpoint all along, through registration, the failures and contributing, until heartbeats
+      // came back after the failed one. The deadline bounds the wait only.
+      let status: StatusDocument | undefined;
+      const deadline = Date.now() + 90_000;
+      while (Date.now() < deadline && agent.child.exitCode === null) {
+        for (const [path, seen] of Object.entries(bodies)) {
+          const answer = await getLocal(agent.statusPort, path).catch(() => undefined);
+          if (answer) seen.push(answer.body);
+        }
+        const last = bodies['/status'].at(-1);
+        status = last ? StatusDocument.parse(JSON.parse(last)) : undefined;
+        if (status?.state === 'contributing' && status.heartbeat.state === 'healthy' && heartbeatCalls >= 4) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(status, agent.stderr()).toMatchObject({ state: 'contributing', heartbeat: { state: 'healthy' } });
+      const providerId = status?.registration.providerId ?? '';
+      expect(store.listProviders(1).map((p) => p.providerId)).toEqual([providerId]);
+      const { credential } = JSON.parse(readFileSync(join(stateDir, 'credentials.json'), 'utf8')) as {
+        credential: string;
+      };
+      expect(credential.length).toBeGreaterThanOrEqual(32);
+
+      agent.child.kill('SIGTERM');
+      expect((await agent.exited).code, agent.stderr()).toBe(0);
+
+      const places: Record<string, string> = {
+        ...Object.fromEntries(Object.entries(bodies).map(([path, seen]) => [path, seen.join('\n')])),
+        'the agent log (stdout)': agent.stdout(),
+        'the agent log (stderr)': agent.stderr(),
+        "Ray's arguments and environment": agent.rayRecord(),
+      };
+      // Whole and in part (a truncated or sliced secret is still a leak).
+      const secrets: Array<[string, string]> = [
+        ['the enrollment token', token],
+        ['part of the enrollment token', token.slice(8, 24)],
+        ['the provider credential', credential],
+        ['part of the provider credential', credential.slice(8, 24)],
+      ];
+      const leaks = Object.entries(places).flatMap(([place, text]) =>
+        secrets.filter(([, secret]) => text.includes(secret)).map(([what]) => `${what} in ${place}`),
+      );
+      expect(leaks).toEqual([]);
+
+      // Not vacuous: the secrets were used, and every place held what a leak would sit beside.
+      expect(registerCalls).toBe(2);
+      expect(bodies['/status'].length).toBeGreaterThan(5);
+      expect(places['/status']).toContain(providerId);
+      expect(places['/status']).toContain('"code":"heartbeat_failing"');
+      expect(places['/metrics']).toMatch(/^ray_agent_registered 1$/m);
+      for (const line of ['registration failed; retrying', 'registered with the manager', 'heartbeat failed'])
+        expect(agent.stdout()).toContain(line);
+      expect(agent.stdout()).toContain('stopped cleanly');
+      expect(agent.rayRecord()).toMatch(/^argv: start --address=127\.0\.0\.1:\d+ --block /m);
+      expect(agent.rayRecord()).toContain(`provider-id=${providerId}`);
+    } finally {
+      if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
+      await agent.exited;
+      await manager.close();
+      store.close();
+      await new Promise((resolve) => gcs.server.close(resolve));
+    }
+  }, 120_000);
 });

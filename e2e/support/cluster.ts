@@ -222,11 +222,15 @@ export class Agent0 {
     return StatusDocument.parse(await response.body.json());
   }
 
-  /** Waits until the status satisfies the predicate; returns that status. */
+  /**
+   * Waits until the status satisfies the predicate; returns that status. `everyMs` polls faster, for states that
+   * last only a moment (an agent that exits two seconds after it fails).
+   */
   waitForStatus(
     what: string,
     predicate: (status: StatusDocument) => boolean,
     timeoutMs = 120_000,
+    everyMs = 500,
   ): Promise<StatusDocument> {
     return waitFor(
       `${this.name}: ${what}`,
@@ -235,6 +239,7 @@ export class Agent0 {
         return predicate(status) ? status : undefined;
       },
       timeoutMs,
+      everyMs,
     );
   }
 

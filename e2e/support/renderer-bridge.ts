@@ -131,7 +131,7 @@ export async function openRenderer(
     );
     await page.addInitScript({ content: pageBridgeScript() });
     await page.goto(appPage);
-    await page.waitForSelector('body[data-ready="true"]', { timeout: 15_000 });
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
 
     return {
       page,
