@@ -6,12 +6,10 @@
  * process running the real policy and logger (bundled with esbuild).
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { ExitCode } from '@ray-agent/protocol';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ABANDON_BOUND_MS, describeFault } from '../src/crash-policy.js';
-import { tempDirForSuite } from './helpers.js';
+import { bundleFixture, tempDirForSuite } from './helpers.js';
 
 const SECRET = 'enroll_crash_0123456789abcdefghijklmnopqrstu';
 
@@ -20,19 +18,7 @@ let child: string;
 
 beforeAll(async () => {
   suite = tempDirForSuite('crash-policy-');
-  child = join(suite.dir, 'crash-policy-child.mjs');
-  await build({
-    entryPoints: [join(import.meta.dirname, 'fixtures', 'crash-policy-child.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: child,
-    logLevel: 'silent',
-    banner: {
-      js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
-    },
-  });
+  child = await bundleFixture('crash-policy-child', suite.dir);
 });
 
 afterAll(() => suite.remove());

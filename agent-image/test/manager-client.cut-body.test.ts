@@ -5,13 +5,11 @@
  * registration it ended as exit 7 ("refused"). A real node:https server on 127.0.0.1 (throwaway CA) sends the
  * status line, the headers and part of a body, then cuts or stalls.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import type { RegisterRequest } from '@ray-agent/protocol';
+import type { HeartbeatRequest } from '@ray-agent/protocol';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { type ManagerEndpoints, parseManagerUrl } from '../src/config/manager-url.js';
+import type { ManagerEndpoints } from '../src/config/manager-url.js';
 import { createLogger } from '../src/log.js';
 import { runHeartbeats } from '../src/manager/heartbeat-loop.js';
 import { ManagerClient, ManagerError } from '../src/manager/manager-client.js';
@@ -19,7 +17,15 @@ import { register } from '../src/manager/registration.js';
 import { type Credentials, StateStore } from '../src/state/state-store.js';
 import { StatusModel } from '../src/status/status-model.js';
 import { Backoff } from '../src/supervisor/backoff.js';
-import { makeTls, type TestTls, tempDir, tempDirForSuite } from './helpers.js';
+import {
+  caught,
+  makeTls,
+  managerEndpoints,
+  registerRequest,
+  type TestTls,
+  tempDir,
+  tempDirForSuite,
+} from './helpers.js';
 
 const TOKEN = 'enroll_cutbody_0123456789abcdefghijklmnopqrs';
 const CREDENTIAL = 'cred_cutbody_ZYXWVUTSRQPONMLKJIHGFEDCBA987654';
@@ -56,6 +62,16 @@ const accepted = (): string =>
   JSON.stringify({ ok: true, heartbeatIntervalSeconds: 1, serverTime: new Date().toISOString() });
 const rejected = (): string =>
   JSON.stringify({ error: { code: 'invalid_credential', message: 'this provider credential is not valid' } });
+/** What a busy, healthy agent reports: the same in a single heartbeat and in the loop's. */
+const report = (): Omit<HeartbeatRequest, 'providerId' | 'sentAt' | 'bootId'> => ({
+  state: 'contributing',
+  rayNode: 'joined',
+  cpuPercent: 1,
+  memoryBytes: 1,
+  memoryPercent: 1,
+  activeTasks: 0,
+  recentErrors: [],
+});
 
 beforeAll(async () => {
   suite = tempDirForSuite('cut-body-tls-');
@@ -94,9 +110,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const parsed = parseManagerUrl(`https://127.0.0.1:${(server.address() as AddressInfo).port}/api/register`, false);
-  if (typeof parsed === 'string') throw new Error(parsed);
-  endpoints = parsed;
+  endpoints = managerEndpoints(server.address(), '/api/register');
 });
 
 afterAll(async () => {
@@ -121,31 +135,10 @@ function client(timeoutMs = 10_000): ManagerClient {
   return made;
 }
 
-function registerBody(): RegisterRequest {
-  return {
-    installId: randomUUID(),
-    hostname: 'cut-body-host',
-    cpuCores: 4,
-    memoryBytes: 8 * 1024 ** 3,
-    ipAddress: '100.64.0.9',
-    versions: { agent: '0.1.0', ray: '2.58.0', python: '3.11.2' },
-    limits: { cpus: 2, memoryBytes: 4 * 1024 ** 3 },
-  };
-}
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
-}
-
 describe('ManagerClient when the answer body breaks', () => {
   it('a connection reset after the headers and half the body is a retryable network ManagerError', async () => {
     script = [{ kind: 'cut', status: 200, body: registered() }];
-    const error = await caught(client().register(registerBody(), TOKEN));
+    const error = await caught(client().register(registerRequest(), TOKEN));
     expect(error).toBeInstanceOf(ManagerError);
     expect(error).toMatchObject({ kind: 'network', retryable: true });
     expect((error as Error).message).toMatch(/broke while it was sending its 200 answer/);
@@ -157,7 +150,7 @@ describe('ManagerClient when the answer body breaks', () => {
     script = [
       { kind: 'cut', status: 503, body: JSON.stringify({ error: { code: 'busy', message: 'x'.repeat(400) } }) },
     ];
-    const error = await caught(client().register(registerBody(), TOKEN));
+    const error = await caught(client().register(registerRequest(), TOKEN));
     expect(error).toMatchObject({ kind: 'network', retryable: true });
   });
 
@@ -165,18 +158,7 @@ describe('ManagerClient when the answer body breaks', () => {
     script = [{ kind: 'stall', status: 200, body: accepted() }];
     const error = await caught(
       client(400).heartbeat(
-        {
-          providerId: PROVIDER_ID,
-          bootId: BOOT_ID,
-          state: 'contributing',
-          rayNode: 'joined',
-          cpuPercent: 1,
-          memoryBytes: 1,
-          memoryPercent: 1,
-          activeTasks: 0,
-          recentErrors: [],
-          sentAt: new Date().toISOString(),
-        },
+        { providerId: PROVIDER_ID, bootId: BOOT_ID, ...report(), sentAt: new Date().toISOString() },
         CREDENTIAL,
       ),
     );
@@ -188,7 +170,7 @@ describe('ManagerClient when the answer body breaks', () => {
   it('the call timer firing while bytes still trickle in is a retryable timeout ManagerError', async () => {
     // Each byte comes well inside the idle timeout, so only the whole-call abort timer can end this body.
     script = [{ kind: 'trickle', status: 200, body: registered(), everyMs: 50 }];
-    const error = await caught(client(600).register(registerBody(), TOKEN));
+    const error = await caught(client(600).register(registerRequest(), TOKEN));
     expect(error).toBeInstanceOf(ManagerError);
     expect(error).toMatchObject({ kind: 'timeout', retryable: true });
   });
@@ -213,7 +195,7 @@ describe('register() and the heartbeat loop through broken bodies', () => {
     const credentials = await register(
       client(500),
       store,
-      { ...registerBody(), installId: store.installId() },
+      { ...registerRequest(), installId: store.installId() },
       TOKEN,
       endpoints.base,
       log,
@@ -262,15 +244,7 @@ describe('register() and the heartbeat loop through broken bodies', () => {
       client(500),
       model,
       () => ({ providerId: PROVIDER_ID, credential: CREDENTIAL }),
-      () => ({
-        state: 'contributing',
-        rayNode: 'joined',
-        cpuPercent: 1,
-        memoryBytes: 1,
-        memoryPercent: 1,
-        activeTasks: 0,
-        recentErrors: [],
-      }),
+      report,
       BOOT_ID,
       log,
       controller.signal,

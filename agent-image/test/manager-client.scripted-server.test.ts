@@ -3,12 +3,10 @@
  * manager: a real node:https server on 127.0.0.1 with a certificate from a throwaway CA made by the openssl CLI.
  * Each test scripts the answers; the server records every request it receives.
  */
-import { randomUUID } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import { type AddressInfo, createServer as createTcpServer } from 'node:net';
-import { Writable } from 'node:stream';
 import { HeartbeatRequest, RegisterRequest } from '@ray-agent/protocol';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { type ManagerEndpoints, parseManagerUrl } from '../src/config/manager-url.js';
@@ -19,25 +17,23 @@ import { EnrollmentRejectedError, register } from '../src/manager/registration.j
 import { type Credentials, StateStore } from '../src/state/state-store.js';
 import { StatusModel } from '../src/status/status-model.js';
 import { Backoff } from '../src/supervisor/backoff.js';
-import { makeTls, type TestTls, tempDir, tempDirForSuite, waitFor } from './helpers.js';
+import {
+  capturedLog,
+  caught,
+  makeTls,
+  managerEndpoints,
+  registerRequest,
+  type TestTls,
+  tempDir,
+  tempDirForSuite,
+  waitFor,
+} from './helpers.js';
 
 const TOKEN = 'enroll_0123456789abcdefghijklmnopqrstuvwxyzAB';
 const CREDENTIAL = 'cred_ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxw';
 const PROVIDER_ID = 'alices-desktop-7f3a';
 const BOOT_ID = '7d5f9d2e-3c1b-4a8e-9f00-1b2c3d4e5f60';
 const log = createLogger('silent');
-
-/** The agent's real logger, writing into memory: what a person would read in `docker logs`. */
-function capturedLog() {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { log: createLogger('info', sink), lines };
-}
 
 /** The real state store, counting credential writes. */
 class CountingStore extends StateStore {
@@ -126,9 +122,7 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const parsed = parseManagerUrl(`https://127.0.0.1:${(server.address() as AddressInfo).port}/api/register`, false);
-  if (typeof parsed === 'string') throw new Error(parsed);
-  endpoints = parsed;
+  endpoints = managerEndpoints(server.address(), '/api/register');
 });
 
 afterAll(async () => {
@@ -145,27 +139,6 @@ function client(options: ManagerClientOptions = { caFile: tls.caFile }): Manager
   const made = new ManagerClient(endpoints, options);
   onTestFinished(() => made.close());
   return made;
-}
-
-function registerBody(): RegisterRequest {
-  return {
-    installId: randomUUID(),
-    hostname: 'alices-desktop',
-    cpuCores: 8,
-    memoryBytes: 16 * 1024 ** 3,
-    ipAddress: '100.64.0.7',
-    versions: { agent: '0.1.0', ray: '2.58.0', python: '3.12.7' },
-    limits: { cpus: 2, memoryBytes: 4 * 1024 ** 3 },
-  };
-}
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected a rejection');
 }
 
 function expectRegisterRequests(body: RegisterRequest): void {
@@ -193,7 +166,7 @@ describe('registration against the scripted manager', () => {
     const dir = tempDir('agent-state-');
     const store = new CountingStore(dir);
     store.preflight();
-    const body = { ...registerBody(), installId: store.installId() };
+    const body = { ...registerRequest(), installId: store.installId() };
     const retries: ManagerError[] = [];
     const waits: number[] = [];
     const captured = capturedLog();
@@ -249,7 +222,7 @@ describe('registration against the scripted manager', () => {
       register(
         client(),
         store,
-        registerBody(),
+        registerRequest(),
         TOKEN,
         endpoints.base,
         log,
@@ -273,7 +246,7 @@ describe('registration against the scripted manager', () => {
       register(
         client(),
         store,
-        registerBody(),
+        registerRequest(),
         TOKEN,
         endpoints.base,
         log,
@@ -299,7 +272,7 @@ describe('registration against the scripted manager', () => {
     const credentials = await register(
       client(),
       store,
-      registerBody(),
+      registerRequest(),
       TOKEN,
       endpoints.base,
       log,
@@ -346,7 +319,7 @@ describe('registration against the scripted manager', () => {
     const credentials = await register(
       client(),
       store,
-      registerBody(),
+      registerRequest(),
       TOKEN,
       endpoints.base,
       captured.log,
@@ -382,7 +355,7 @@ describe('registration against the scripted manager', () => {
     const outcome = await register(
       client(),
       store,
-      registerBody(),
+      registerRequest(),
       TOKEN,
       endpoints.base,
       log,
@@ -406,7 +379,7 @@ describe('ManagerClient against the scripted manager', () => {
       pad: 'x'.repeat(70 * 1024),
     };
     play(json(200, padded));
-    const error = await caught(client().register(registerBody(), TOKEN));
+    const error = await caught(client().register(registerRequest(), TOKEN));
     expect(error).toBeInstanceOf(ManagerError);
     expect(error).toMatchObject({ kind: 'invalid_response', status: 200, retryable: true });
     expect((error as Error).message).toMatch(/more than 65536 bytes/);
@@ -421,13 +394,13 @@ describe('ManagerClient against the scripted manager', () => {
     };
     const room = 64 * 1024 - JSON.stringify({ ...base, pad: '' }).length;
     play(json(200, { ...base, pad: 'x'.repeat(room) }));
-    const { body } = await client().register(registerBody(), TOKEN);
+    const { body } = await client().register(registerRequest(), TOKEN);
     expect(body.providerId).toBe(PROVIDER_ID);
   });
 
   it('refuses a certificate from an unknown CA before sending anything', async () => {
     play(registered());
-    const error = await caught(client({}).register(registerBody(), TOKEN));
+    const error = await caught(client({}).register(registerRequest(), TOKEN));
     expect(error).toBeInstanceOf(ManagerError);
     expect(error).toMatchObject({ kind: 'tls', retryable: false });
     expect((error as ManagerError).code).toMatch(
@@ -444,7 +417,7 @@ describe('ManagerClient against the scripted manager', () => {
       register(
         client({}),
         new StateStore(tempDir('agent-state-')),
-        registerBody(),
+        registerRequest(),
         TOKEN,
         endpoints.base,
         log,
@@ -460,7 +433,7 @@ describe('ManagerClient against the scripted manager', () => {
 
   it('trusts the private CA given as caFile', async () => {
     play(registered());
-    const { body, date } = await client({ caFile: tls.caFile }).register(registerBody(), TOKEN);
+    const { body, date } = await client({ caFile: tls.caFile }).register(registerRequest(), TOKEN);
     expect(body).toMatchObject({ providerId: PROVIDER_ID, credential: CREDENTIAL });
     expect(date).toBeInstanceOf(Date);
     expect(seen).toHaveLength(1);
@@ -475,13 +448,13 @@ describe('ManagerClient against the scripted manager', () => {
     if (typeof closed === 'string') throw new Error(closed);
     const unreachable = new ManagerClient(closed, { caFile: tls.caFile });
     onTestFinished(() => unreachable.close());
-    const error = await caught(unreachable.register(registerBody(), TOKEN));
+    const error = await caught(unreachable.register(registerRequest(), TOKEN));
     expect(error).toMatchObject({ kind: 'network', code: 'ECONNREFUSED', retryable: true });
   });
 
   it('gives up on a manager that never answers, as a retryable timeout', async () => {
     play({ hang: true });
-    const error = await caught(client({ caFile: tls.caFile, timeoutMs: 300 }).register(registerBody(), TOKEN));
+    const error = await caught(client({ caFile: tls.caFile, timeoutMs: 300 }).register(registerRequest(), TOKEN));
     expect(error).toMatchObject({ kind: 'timeout', retryable: true });
     expect(seen).toHaveLength(1);
   });

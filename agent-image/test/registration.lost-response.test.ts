@@ -4,25 +4,29 @@
  * has committed the first registration and before any byte of its answer is sent. The agent's retry, keyed by its
  * install ID, must get the same provider back, and the manager must hold exactly one provider.
  */
-import { readFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
-import { buildServer, type ManagerServer } from '@ray-agent/manager/server';
-import { Store } from '@ray-agent/manager/store';
-import pino from 'pino';
+import type { ManagerServer } from '@ray-agent/manager/server';
+import type { Store } from '@ray-agent/manager/store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ManagerEndpoints, parseManagerUrl } from '../src/config/manager-url.js';
+import type { ManagerEndpoints } from '../src/config/manager-url.js';
 import { createLogger } from '../src/log.js';
 import { ManagerClient, type ManagerError } from '../src/manager/manager-client.js';
 import { register } from '../src/manager/registration.js';
 import { StateStore } from '../src/state/state-store.js';
 import { Backoff } from '../src/supervisor/backoff.js';
-import { makeTls, tempDir, tempDirForSuite } from './helpers.js';
+import {
+  buildManager,
+  connectingHeartbeat,
+  type InProcessManager,
+  managerEndpoints,
+  registerRequest,
+  tempDir,
+} from './helpers.js';
 
 const TOKEN = 'enroll_lost-response_0123456789abcdefghijkl';
 const INTERVAL = 10;
 
-let dir: { dir: string; remove: () => void };
+let inProcess: InProcessManager;
 let store: Store;
 let manager: ManagerServer;
 let proxy: Server;
@@ -35,17 +39,8 @@ const cuts: Array<{ providersAtCut: number }> = [];
 let registerCalls = 0;
 
 beforeAll(async () => {
-  dir = tempDirForSuite('lost-response-');
-  const tls = makeTls(dir.dir);
-  caFile = tls.caFile;
-  store = new Store(join(dir.dir, 'manager.db'));
-  store.ensureEnrollmentToken(TOKEN, 'test');
-  manager = buildServer({
-    store,
-    tls: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
-    heartbeatIntervalSeconds: INTERVAL,
-    logger: pino({ level: 'silent' }),
-  });
+  inProcess = await buildManager('lost-response-', [[TOKEN, 'test']], INTERVAL);
+  ({ manager, store, caFile } = inProcess);
   // The cut happens after the route handler has committed and before the answer is written: onSend runs exactly
   // there. The manager's own code is unchanged; this hook only tells the proxy when to drop the agent.
   manager.addHook('onSend', async (request, _reply, payload) => {
@@ -74,16 +69,12 @@ beforeAll(async () => {
     upstream.on('error', close).on('close', close);
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-  const parsed = parseManagerUrl(`https://127.0.0.1:${(proxy.address() as AddressInfo).port}`, false);
-  if (typeof parsed === 'string') throw new Error(parsed);
-  endpoints = parsed;
+  endpoints = managerEndpoints(proxy.address());
 });
 
 afterAll(async () => {
   await new Promise((resolve) => proxy.close(resolve));
-  await manager.close();
-  store.close();
-  dir.remove();
+  await inProcess.close();
 });
 
 describe('a registration whose answer is lost (real manager behind a cutting proxy)', () => {
@@ -91,15 +82,7 @@ describe('a registration whose answer is lost (real manager behind a cutting pro
     const client = new ManagerClient(endpoints, { caFile });
     const state = new StateStore(tempDir('agent-state-'));
     state.preflight();
-    const body = {
-      installId: state.installId(),
-      hostname: 'alices-desktop',
-      cpuCores: 8,
-      memoryBytes: 16 * 1024 ** 3,
-      ipAddress: '100.64.0.7',
-      versions: { agent: '0.1.0', ray: '2.58.0', python: '3.12.7' },
-      limits: { cpus: 2, memoryBytes: 4 * 1024 ** 3 },
-    };
+    const body = registerRequest(state.installId());
     cutsLeft = 1;
     const retries: ManagerError[] = [];
     try {
@@ -128,18 +111,7 @@ describe('a registration whose answer is lost (real manager behind a cutting pro
 
       // The saved credential is the manager's current one (the retry rotated it): a heartbeat is accepted.
       const beat = await client.heartbeat(
-        {
-          providerId: credentials?.providerId ?? '',
-          bootId: '7d5f9d2e-3c1b-4a8e-9f00-1b2c3d4e5f60',
-          state: 'connecting',
-          rayNode: 'joining',
-          cpuPercent: 0,
-          memoryBytes: 0,
-          memoryPercent: 0,
-          activeTasks: 0,
-          recentErrors: [],
-          sentAt: new Date().toISOString(),
-        },
+        connectingHeartbeat(credentials?.providerId ?? '', '7d5f9d2e-3c1b-4a8e-9f00-1b2c3d4e5f60'),
         credentials?.credential ?? '',
       );
       expect(beat.body.ok).toBe(true);

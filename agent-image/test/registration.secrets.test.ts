@@ -20,30 +20,34 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { buildServer, type ManagerServer } from '@ray-agent/manager/server';
-import { Store } from '@ray-agent/manager/store';
-import type { RegisterRequest } from '@ray-agent/protocol';
-import { build } from 'esbuild';
-import pino from 'pino';
+import type { ManagerServer } from '@ray-agent/manager/server';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { loadConfig } from '../src/config/agent-config.js';
-import { type ManagerEndpoints, parseManagerUrl } from '../src/config/manager-url.js';
-import { createLogger } from '../src/log.js';
+import type { ManagerEndpoints } from '../src/config/manager-url.js';
+import { createLogger, type Logger } from '../src/log.js';
 import { ManagerClient, ManagerError } from '../src/manager/manager-client.js';
-import { InstallIdTakenError, register } from '../src/manager/registration.js';
+import { InstallIdTakenError, type RegisterOptions, register } from '../src/manager/registration.js';
 import { StateStore } from '../src/state/state-store.js';
 import { Backoff } from '../src/supervisor/backoff.js';
-import { makeTls, tempDir, tempDirForSuite } from './helpers.js';
+import {
+  buildManager,
+  bundleFixture,
+  capturedLog,
+  caught,
+  connectingHeartbeat,
+  type InProcessManager,
+  managerEndpoints,
+  registerRequest,
+  tempDir,
+  tempDirForSuite,
+} from './helpers.js';
 
 const TOKEN_A = 'enroll_secrets_A_0123456789abcdefghijklmnopq';
 const TOKEN_B = 'enroll_secrets_B_0123456789abcdefghijklmnopq';
 const INTERVAL = 10;
 
-let suite: { dir: string; remove: () => void };
-let store: Store;
+let inProcess: InProcessManager;
 let manager: ManagerServer;
 let endpoints: ManagerEndpoints;
 let caFile: string;
@@ -54,18 +58,15 @@ const registerCalls: number[] = [];
 const proofsSent: boolean[] = [];
 
 beforeAll(async () => {
-  suite = tempDirForSuite('registration-secrets-');
-  const tls = makeTls(suite.dir);
-  caFile = tls.caFile;
-  store = new Store(join(suite.dir, 'manager.db'));
-  store.ensureEnrollmentToken(TOKEN_A, 'fleet a');
-  store.ensureEnrollmentToken(TOKEN_B, 'fleet b');
-  manager = buildServer({
-    store,
-    tls: { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) },
-    heartbeatIntervalSeconds: INTERVAL,
-    logger: pino({ level: 'silent' }),
-  });
+  inProcess = await buildManager(
+    'registration-secrets-',
+    [
+      [TOKEN_A, 'fleet a'],
+      [TOKEN_B, 'fleet b'],
+    ],
+    INTERVAL,
+  );
+  ({ manager, caFile } = inProcess);
   manager.addHook('preHandler', async (request) => {
     if (request.url === '/api/register')
       proofsSent.push((request.body as { currentCredential?: unknown }).currentCredential !== undefined);
@@ -74,41 +75,17 @@ beforeAll(async () => {
     if (request.url === '/api/register') registerCalls.push(reply.statusCode);
   });
   await manager.listen({ host: '127.0.0.1', port: 0 });
-  const parsed = parseManagerUrl(`https://127.0.0.1:${(manager.server.address() as AddressInfo).port}`, false);
-  if (typeof parsed === 'string') throw new Error(parsed);
-  endpoints = parsed;
+  endpoints = managerEndpoints(manager.server.address());
   // Its own directory, readable by the agent's uid (the suite's holds the TLS key).
   childDir = tempDirForSuite('forget-token-child-');
   chmodSync(childDir.dir, 0o755);
-  child = join(childDir.dir, 'forget-token-child.mjs');
-  await build({
-    entryPoints: [join(import.meta.dirname, 'fixtures', 'forget-token-child.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: child,
-    logLevel: 'silent',
-  });
+  child = await bundleFixture('forget-token-child', childDir.dir);
 });
 
 afterAll(async () => {
-  await manager.close();
-  store.close();
-  suite.remove();
+  await inProcess.close();
   childDir.remove();
 });
-
-function capturedLog() {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { log: createLogger('info', sink), lines };
-}
 
 function client(): ManagerClient {
   const made = new ManagerClient(endpoints, { caFile });
@@ -116,16 +93,31 @@ function client(): ManagerClient {
   return made;
 }
 
-function body(installId: string): RegisterRequest {
-  return {
-    installId,
-    hostname: 'secrets-host',
-    cpuCores: 4,
-    memoryBytes: 8 * 1024 ** 3,
-    ipAddress: '100.64.0.11',
-    versions: { agent: '0.1.0', ray: '2.58.0', python: '3.11.2' },
-    limits: { cpus: 2, memoryBytes: 4 * 1024 ** 3 },
-  };
+/** A state directory that has run its preflight, as the agent's is before it registers. */
+function freshState(): StateStore {
+  const state = new StateStore(tempDir('agent-state-'));
+  state.preflight();
+  return state;
+}
+
+/** register() against the suite's manager with a quick backoff; the options are what each test varies. */
+function registerWith(
+  state: StateStore,
+  token: string,
+  options: { log?: Logger; onRetry?: (error: ManagerError) => void; proof?: RegisterOptions['current'] } = {},
+) {
+  return register(
+    client(),
+    state,
+    registerRequest(state.installId()),
+    token,
+    endpoints.base,
+    options.log ?? createLogger('silent'),
+    new AbortController().signal,
+    options.onRetry ?? (() => {}),
+    new Backoff(5, 20),
+    { current: options.proof },
+  );
 }
 
 /** The controller's layout: the token in secrets/enrollment-token on the state volume, 0600. */
@@ -153,19 +145,12 @@ describe('the enrollment token file after the first registration', () => {
     state.preflight();
     const captured = capturedLog();
     let fileDuringRetry: boolean | undefined;
-    const credentials = await register(
-      client(),
-      state,
-      body(state.installId()),
-      TOKEN_A,
-      endpoints.base,
-      captured.log,
-      new AbortController().signal,
-      () => {
+    const credentials = await registerWith(state, TOKEN_A, {
+      log: captured.log,
+      onRetry: () => {
         fileDuringRetry = existsSync(tokenFile);
       },
-      new Backoff(5, 20),
-    );
+    });
     expect(fileDuringRetry).toBeUndefined(); // no retry was needed
     expect(credentials?.providerId).toMatch(/^[a-z0-9-]+$/);
     expect(state.loadCredentials()).toEqual(credentials);
@@ -195,17 +180,7 @@ describe('the enrollment token file after the first registration', () => {
     const state = new StateStore(dir, { enrollmentTokenFile: tokenFile, onTokenFileKept: (w) => warnings.push(w) });
     state.preflight();
     const captured = capturedLog();
-    await register(
-      client(),
-      state,
-      body(state.installId()),
-      TOKEN_A,
-      endpoints.base,
-      captured.log,
-      new AbortController().signal,
-      () => {},
-      new Backoff(5, 20),
-    );
+    await registerWith(state, TOKEN_A, { log: captured.log });
     expect(readFileSync(tokenFile, 'utf8')).toBe(`${TOKEN_A}\n`); // the person's file is theirs to remove
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(tokenFile);
@@ -260,38 +235,12 @@ describe('the enrollment token file after the first registration', () => {
 
 describe('registering a known install ID again needs proof', () => {
   it('without its current credential and with another enrollment token: install_id_taken, not retried', async () => {
-    const state = new StateStore(tempDir('agent-state-'));
-    state.preflight();
+    const state = freshState();
     const installId = state.installId();
-    const first = await register(
-      client(),
-      state,
-      body(installId),
-      TOKEN_A,
-      endpoints.base,
-      createLogger('silent'),
-      new AbortController().signal,
-      () => {},
-      new Backoff(5, 20),
-    );
+    const first = await registerWith(state, TOKEN_A);
     registerCalls.length = 0;
     const retries: ManagerError[] = [];
-    let error: unknown;
-    try {
-      await register(
-        client(),
-        state,
-        body(installId),
-        TOKEN_B,
-        endpoints.base,
-        createLogger('silent'),
-        new AbortController().signal,
-        (e) => retries.push(e),
-        new Backoff(5, 20),
-      );
-    } catch (caught) {
-      error = caught;
-    }
+    const error = await caught(registerWith(state, TOKEN_B, { onRetry: (e) => retries.push(e) }));
     expect(error).toBeInstanceOf(InstallIdTakenError);
     const message = (error as Error).message;
     expect(message).toContain(installId);
@@ -305,91 +254,32 @@ describe('registering a known install ID again needs proof', () => {
   });
 
   it('with its current credential: the same provider, a fresh credential, and the old one stops working', async () => {
-    const state = new StateStore(tempDir('agent-state-'));
-    state.preflight();
-    const installId = state.installId();
-    const first = await register(
-      client(),
-      state,
-      body(installId),
-      TOKEN_A,
-      endpoints.base,
-      createLogger('silent'),
-      new AbortController().signal,
-      () => {},
-      new Backoff(5, 20),
-    );
-    const second = await register(
-      client(),
-      state,
-      body(installId),
-      TOKEN_B,
-      endpoints.base,
-      createLogger('silent'),
-      new AbortController().signal,
-      () => {},
-      new Backoff(5, 20),
-      { current: first },
-    );
+    const state = freshState();
+    const first = await registerWith(state, TOKEN_A);
+    const second = await registerWith(state, TOKEN_B, { proof: first });
     expect(second?.providerId).toBe(first?.providerId);
     expect(second?.credential).not.toBe(first?.credential);
     expect(state.loadCredentials()).toEqual(second);
     const beat = (credential: string) =>
       client().heartbeat(
-        {
-          providerId: second?.providerId ?? '',
-          bootId: '2f0e3b1c-6a5d-4e7f-9b8a-1c2d3e4f5a6b',
-          state: 'connecting',
-          rayNode: 'joining',
-          cpuPercent: 0,
-          memoryBytes: 0,
-          memoryPercent: 0,
-          activeTasks: 0,
-          recentErrors: [],
-          sentAt: new Date().toISOString(),
-        },
+        connectingHeartbeat(second?.providerId ?? '', '2f0e3b1c-6a5d-4e7f-9b8a-1c2d3e4f5a6b'),
         credential,
       );
     expect(proofsSent.at(-1)).toBe(true);
     expect((await beat(second?.credential ?? '')).body.ok).toBe(true);
-    const stale = await beat(first?.credential ?? '').then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const stale = await caught(beat(first?.credential ?? ''));
     expect(stale).toBeInstanceOf(ManagerError);
     expect(stale).toMatchObject({ kind: 'http', status: 401 });
   });
 
   it('never sends a credential to a manager other than the one that issued it', async () => {
-    const state = new StateStore(tempDir('agent-state-'));
-    state.preflight();
-    const installId = state.installId();
-    const first = await register(
-      client(),
-      state,
-      body(installId),
-      TOKEN_A,
-      endpoints.base,
-      createLogger('silent'),
-      new AbortController().signal,
-      () => {},
-      new Backoff(5, 20),
-    );
+    const state = freshState();
+    const first = await registerWith(state, TOKEN_A);
     proofsSent.length = 0;
-    const error = await register(
-      client(),
-      state,
-      body(installId),
-      TOKEN_B,
-      endpoints.base,
-      createLogger('silent'),
-      new AbortController().signal,
-      () => {},
-      new Backoff(5, 20),
-      { current: { credential: first?.credential ?? '', managerBase: 'https://another-manager.test' } },
-    ).then(
-      () => undefined,
-      (e: unknown) => e,
+    const error = await caught(
+      registerWith(state, TOKEN_B, {
+        proof: { credential: first?.credential ?? '', managerBase: 'https://another-manager.test' },
+      }),
     );
     expect(proofsSent).toEqual([false]);
     expect(error).toBeInstanceOf(InstallIdTakenError);

@@ -7,28 +7,17 @@
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StateStore } from '../src/state/state-store.js';
 import { credentialsFor } from './fixtures/save-credentials-child.js';
-import { tempDir, tempDirForSuite } from './helpers.js';
+import { bundleFixture, tempDir, tempDirForSuite } from './helpers.js';
 
 let suite: { dir: string; remove: () => void };
 let child: string;
 
 beforeAll(async () => {
   suite = tempDirForSuite('sigkill-');
-  child = join(suite.dir, 'save-credentials-child.mjs');
-  await build({
-    entryPoints: [join(import.meta.dirname, 'fixtures', 'save-credentials-child.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: child,
-    logLevel: 'silent',
-  });
+  child = await bundleFixture('save-credentials-child', suite.dir);
 });
 
 afterAll(() => suite.remove());

@@ -4,7 +4,8 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { ErrorBody } from '@ray-agent/protocol';
+import { ErrorBody, RegisterResponse } from '@ray-agent/protocol';
+import { expect } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { validateAgainstOpenApi } from '../src/openapi-check.js';
 import type { RateLimits } from '../src/rate-limits.js';
@@ -284,4 +285,37 @@ export function heartbeatBody(providerId: string, overrides: Record<string, unkn
     sentAt: new Date().toISOString(),
     ...overrides,
   };
+}
+
+/** Registers through `s` with the enrollment token; a `localAddress` makes it another client. */
+export function postRegister(
+  s: TestServer,
+  overrides: Record<string, unknown> = {},
+  localAddress?: string,
+): Promise<HttpResult> {
+  return s.call('POST', '/api/register', {
+    token: ENROLLMENT_TOKEN,
+    body: registerBody(overrides),
+    ...(localAddress === undefined ? {} : { localAddress }),
+  });
+}
+
+/** One heartbeat of the registered provider `reg`, proving its credential. */
+export function postHeartbeat(
+  s: TestServer,
+  reg: RegisterResponse,
+  overrides: Record<string, unknown> = {},
+  localAddress?: string,
+): Promise<HttpResult> {
+  return s.call('POST', '/api/heartbeat', {
+    token: reg.credential,
+    body: heartbeatBody(reg.providerId, overrides),
+    ...(localAddress === undefined ? {} : { localAddress }),
+  });
+}
+
+/** The answer of a registration that must have worked. */
+export function registered(res: HttpResult): RegisterResponse {
+  expect(res.status, res.text).toBe(200);
+  return RegisterResponse.parse(res.body);
 }

@@ -8,18 +8,18 @@ import {
   IDENTITY_LEASE_INTERVALS,
   identityLeaseMs,
   ProviderSummary,
-  RegisterResponse,
+  type RegisterResponse,
 } from '@ray-agent/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { decideIdentity } from '../src/identity-lease.js';
 import {
   ADMIN_TOKEN,
   BOOT_ID,
-  ENROLLMENT_TOKEN,
   type HttpResult,
-  heartbeatBody,
   NO_RATE_LIMITS,
-  registerBody,
+  postHeartbeat,
+  postRegister,
+  registered,
   startTestServer,
   type TestServer,
 } from './helpers.js';
@@ -33,10 +33,7 @@ let server: TestServer;
 let reg: RegisterResponse;
 
 function beat(bootId: string, overrides: Record<string, unknown> = {}): Promise<HttpResult> {
-  return server.call('POST', '/api/heartbeat', {
-    token: reg.credential,
-    body: heartbeatBody(reg.providerId, { bootId, ...overrides }),
-  });
+  return postHeartbeat(server, reg, { bootId, ...overrides });
 }
 
 function advance(ms: number): void {
@@ -56,8 +53,7 @@ async function summary(): Promise<ProviderSummary> {
 describe('the identity lease', () => {
   beforeEach(async () => {
     server = await startTestServer({ heartbeatIntervalSeconds: INTERVAL, rateLimits: NO_RATE_LIMITS });
-    const res = await server.call('POST', '/api/register', { token: ENROLLMENT_TOKEN, body: registerBody() });
-    reg = RegisterResponse.parse(res.body);
+    reg = registered(await postRegister(server));
   });
 
   afterEach(async () => {

@@ -4,15 +4,17 @@
  * tests that replay minutes of traffic fake `Date` (only `Date`: sockets and timers stay real) and move the
  * server's injected clock with it.
  */
-import { ErrorBody, RegisterResponse } from '@ray-agent/protocol';
+import { ErrorBody, type RegisterResponse } from '@ray-agent/protocol';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { defaultRateLimits, type RateLimits } from '../src/rate-limits.js';
 import {
-  ENROLLMENT_TOKEN,
   type HttpResult,
   heartbeatBody,
   NO_RATE_LIMITS,
+  postHeartbeat,
+  postRegister,
   registerBody,
+  registered,
   startTestServer,
   type TestServer,
 } from './helpers.js';
@@ -39,32 +41,6 @@ async function start(limits: Partial<RateLimits> | undefined, heartbeatIntervalS
   return server;
 }
 
-function register(s: TestServer, overrides: Record<string, unknown> = {}, localAddress?: string) {
-  return s.call('POST', '/api/register', {
-    token: ENROLLMENT_TOKEN,
-    body: registerBody(overrides),
-    ...(localAddress === undefined ? {} : { localAddress }),
-  });
-}
-
-function heartbeat(
-  s: TestServer,
-  reg: RegisterResponse,
-  overrides: Record<string, unknown> = {},
-  localAddress?: string,
-) {
-  return s.call('POST', '/api/heartbeat', {
-    token: reg.credential,
-    body: heartbeatBody(reg.providerId, overrides),
-    ...(localAddress === undefined ? {} : { localAddress }),
-  });
-}
-
-function registered(res: HttpResult): RegisterResponse {
-  expect(res.status, res.text).toBe(200);
-  return RegisterResponse.parse(res.body);
-}
-
 /** A 429 in our ErrorBody shape with a Retry-After of whole seconds inside the window. */
 function expectLimited(res: HttpResult, windowSeconds: number, what: RegExp): number {
   expect(res.status, res.text).toBe(429);
@@ -84,17 +60,21 @@ describe('per client address', () => {
     // Requests count before anything is read: a wrong token uses the budget too (token guessing is slowed).
     for (let i = 0; i < 4; i++)
       expect((await s.call('POST', '/api/register', { token: 'wrong-token-0123456789', body: {} })).status).toBe(401);
-    expect((await register(s)).status).toBe(200);
-    expectLimited(await register(s), 60, /^more than 5 registrations a minute from this address; retry in \d+ s$/);
-    expect((await register(s, { installId: INSTALL_2 }, OTHER_CLIENT)).status).toBe(200);
+    expect((await postRegister(s)).status).toBe(200);
+    expectLimited(await postRegister(s), 60, /^more than 5 registrations a minute from this address; retry in \d+ s$/);
+    expect((await postRegister(s, { installId: INSTALL_2 }, OTHER_CLIENT)).status).toBe(200);
   });
 
   it('answers a burst of heartbeats beyond the limit with 429 and Retry-After; another address is not affected', async () => {
     const s = await start({ heartbeatPerClient: { max: 5, windowSeconds: 60 } });
-    const reg = registered(await register(s));
-    for (let i = 0; i < 5; i++) expect((await heartbeat(s, reg)).status).toBe(200);
-    expectLimited(await heartbeat(s, reg), 60, /^more than 5 heartbeats a minute from this address; retry in \d+ s$/);
-    expect((await heartbeat(s, reg, {}, OTHER_CLIENT)).status).toBe(200);
+    const reg = registered(await postRegister(s));
+    for (let i = 0; i < 5; i++) expect((await postHeartbeat(s, reg)).status).toBe(200);
+    expectLimited(
+      await postHeartbeat(s, reg),
+      60,
+      /^more than 5 heartbeats a minute from this address; retry in \d+ s$/,
+    );
+    expect((await postHeartbeat(s, reg, {}, OTHER_CLIENT)).status).toBe(200);
   });
 });
 
@@ -103,8 +83,8 @@ describe('per provider', () => {
     vi.useFakeTimers({ toFake: ['Date'], now: new Date() });
     const s = await start({ heartbeatPerProvider: { max: 5, windowSeconds: 60 } });
     s.clock.now = new Date();
-    const a = registered(await register(s));
-    const b = registered(await register(s, { installId: INSTALL_2 }));
+    const a = registered(await postRegister(s));
+    const b = registered(await postRegister(s, { installId: INSTALL_2 }));
     // Heartbeats that do not prove the credential do not use the provider's budget.
     for (let i = 0; i < 8; i++) {
       const stranger = await s.call('POST', '/api/heartbeat', {
@@ -113,19 +93,19 @@ describe('per provider', () => {
       });
       expect(stranger.status).toBe(401);
     }
-    for (let i = 0; i < 5; i++) expect((await heartbeat(s, a)).status).toBe(200);
+    for (let i = 0; i < 5; i++) expect((await postHeartbeat(s, a)).status).toBe(200);
     vi.setSystemTime(Date.now() + 20_000);
     const retryAfter = expectLimited(
-      await heartbeat(s, a),
+      await postHeartbeat(s, a),
       60,
       /^more than 5 heartbeats a minute of this provider; retry in 40 s$/,
     );
     expect(retryAfter).toBe(40);
-    expect((await heartbeat(s, b)).status).toBe(200);
+    expect((await postHeartbeat(s, b)).status).toBe(200);
     vi.setSystemTime(Date.now() + (retryAfter - 1) * 1000);
-    expect((await heartbeat(s, a)).status).toBe(429);
+    expect((await postHeartbeat(s, a)).status).toBe(429);
     vi.setSystemTime(Date.now() + 1000);
-    expect((await heartbeat(s, a)).status).toBe(200);
+    expect((await postHeartbeat(s, a)).status).toBe(200);
   });
 
   it('limits registrations of one installId, counting only those with a valid token', async () => {
@@ -134,9 +114,9 @@ describe('per provider', () => {
       const wrong = await s.call('POST', '/api/register', { token: 'wrong-token-0123456789', body: registerBody() });
       expect(wrong.status).toBe(401);
     }
-    for (let i = 0; i < 3; i++) registered(await register(s));
-    expectLimited(await register(s), 3600, /^more than 3 registrations an hour of this installId; retry in \d+ s$/);
-    registered(await register(s, { installId: INSTALL_2 }));
+    for (let i = 0; i < 3; i++) registered(await postRegister(s));
+    expectLimited(await postRegister(s), 3600, /^more than 3 registrations an hour of this installId; retry in \d+ s$/);
+    registered(await postRegister(s, { installId: INSTALL_2 }));
   });
 });
 
@@ -144,14 +124,14 @@ describe('the default limits', () => {
   it('stop a hot loop of heartbeats and of registrations', async () => {
     const s = await start(undefined, 10);
     const defaults = defaultRateLimits(10);
-    const reg = registered(await register(s));
+    const reg = registered(await postRegister(s));
     const answers: number[] = [];
-    for (let i = 0; i < 100; i++) answers.push((await heartbeat(s, reg)).status);
+    for (let i = 0; i < 100; i++) answers.push((await postHeartbeat(s, reg)).status);
     expect(answers.filter((status) => status === 200)).toHaveLength(defaults.heartbeatPerProvider.max);
     expect(answers.filter((status) => status === 429)).toHaveLength(100 - defaults.heartbeatPerProvider.max);
 
     const registrations: number[] = [];
-    for (let i = 0; i < 15; i++) registrations.push((await register(s, { installId: INSTALL_2 })).status);
+    for (let i = 0; i < 15; i++) registrations.push((await postRegister(s, { installId: INSTALL_2 })).status);
     expect(registrations.filter((status) => status === 200)).toHaveLength(defaults.registerPerInstall.max);
     expect(registrations.at(-1)).toBe(429);
   });
@@ -174,8 +154,8 @@ describe('the default limits', () => {
       };
 
       at(t0);
-      const p1 = registered(count(await register(s)));
-      const p2 = { ...registered(count(await register(s, { installId: INSTALL_2 }))) };
+      const p1 = registered(count(await postRegister(s)));
+      const p2 = { ...registered(count(await postRegister(s, { installId: INSTALL_2 }))) };
       const boots = {
         original: 'a3c5e7f9-1b2d-4f6a-8c0e-2d4f6a8c0e1b',
         restarted: 'b4d6f8a0-2c3e-4a5b-9d1f-3e5a7b9c1d2e',
@@ -190,7 +170,7 @@ describe('the default limits', () => {
         (reg: () => RegisterResponse, bootId: string, until = end) =>
         async (now: number) => {
           if (now >= until) return Number.POSITIVE_INFINITY;
-          const res = count(await heartbeat(s, reg(), { bootId }));
+          const res = count(await postHeartbeat(s, reg(), { bootId }));
           k += 1;
           if (res.status === 409) return now + Number(res.headers['retry-after']) * 1000;
           return now + interval * 1000 + jitter(k);
@@ -208,9 +188,10 @@ describe('the default limits', () => {
           next: t0 + minute * 60_000,
           act: async () => {
             const body = () => ({ installId: INSTALL_2, currentCredential: p2.credential });
-            const answer = registered(count(await register(s, body())));
+            const answer = registered(count(await postRegister(s, body())));
             // The answer was lost: the retry carries the same token and the credential the agent still holds.
-            p2.credential = minute === 3 ? registered(count(await register(s, body()))).credential : answer.credential;
+            p2.credential =
+              minute === 3 ? registered(count(await postRegister(s, body()))).credential : answer.credential;
             return Number.POSITIVE_INFINITY;
           },
         });
