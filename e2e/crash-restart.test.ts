@@ -88,13 +88,14 @@ describe('an unclean end never locks the provider out', () => {
     const before = await inspect(agent.name);
     const killedAt = Date.now();
     // The agent is the node process running agent.mjs; its parent (tini) then exits and Docker restarts the container.
-    await docker(
+    // The exec itself may die with the container, so its exit code says nothing: the restart count below does.
+    await run('docker', [
       'exec',
       agent.name,
       'sh',
       '-c',
       'for p in /proc/[0-9]*; do if tr "\\0" " " < $p/cmdline | grep -q "^node /opt/ray-agent/agent.mjs"; then kill -9 "$(basename "$p")"; fi; done',
-    );
+    ]);
     await waitFor(
       'the restart policy to restart the container',
       async () => ((await inspect(agent.name)).RestartCount > before.RestartCount ? true : undefined),
@@ -116,6 +117,13 @@ describe('an unclean end never locks the provider out', () => {
   });
 
   test('a copy of the state volume running at the same time is refused again and again, never joins Ray, and takes over only once the original stopped', async () => {
+    // The original first: contributing, with a fresh heartbeat, so the manager holds a live lease for it.
+    const beatBefore = Date.now();
+    await agent.waitForStatus(
+      'the original contributing with a fresh heartbeat',
+      (s) => s.state === 'contributing' && Date.parse(s.heartbeat.lastSuccessAt ?? '') > beatBefore,
+      180_000,
+    );
     const copyVolumeName = `copy-${cluster.id}-state`;
     await copyVolume(agent.volume, copyVolumeName);
     const startedAt = Date.now();

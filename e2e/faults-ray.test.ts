@@ -389,8 +389,10 @@ describe('the status endpoint from a browser, and the container as the tray app 
         else expect(read, read.url).toMatchObject({ fetched: true, type: 'opaque', status: 0, body: '' });
       }
       const ofAgent = () => answers.filter((answer) => answer.url.includes(`:${agentA.statusPort}/`));
-      // The browser reports its network events asynchronously: wait for all of them before judging.
-      await expect.poll(() => ofAgent().length, { timeout: 60_000 }).toBeGreaterThanOrEqual(targets.length * 2);
+      // The browser reports its network events asynchronously, and not always one per fetch (seen: 10 of 12 on a
+      // loaded machine): wait until every target has an answer on record, then judge every answer recorded.
+      const answered = () => new Set(ofAgent().map((answer) => answer.url)).size;
+      await expect.poll(answered, { timeout: 60_000 }).toBe(targets.length);
       const agentAnswers = ofAgent();
       for (const answer of agentAnswers) {
         expect(answer.status, answer.url).toBe(403);
