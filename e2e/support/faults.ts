@@ -179,6 +179,11 @@ export function secondsSince(start: number): number {
   return Math.round((Date.now() - start) / 100) / 10;
 }
 
+/**
+ * The last line of a driver's output that is a JSON document. Ray streams its own lines to a driver's stdout too
+ * (e.g. "(raylet) …" about a node that died), and they may come after the result.
+ */
 export function lastLine(text: string): string {
-  return text.trim().split('\n').pop() ?? '';
+  const lines = text.trim().split('\n');
+  return lines.findLast((line) => /^[[{]/.test(line.trim())) ?? lines.at(-1) ?? '';
 }
