@@ -20,4 +20,6 @@ const common = {
 };
 await build({ ...common, entryPoints: [`${here}src/main.ts`], outfile: `${here}dist/agent.mjs` });
 await build({ ...common, entryPoints: [`${here}src/healthcheck.ts`], outfile: `${here}dist/healthcheck.mjs` });
+// The tunnel container runs the same image with the command `tunnel` (entrypoint.sh).
+await build({ ...common, entryPoints: [`${here}../tunnel/src/tunnel-main.ts`], outfile: `${here}dist/tunnel.mjs` });
 cpSync(`${here}src/ray/cluster_info.py`, `${here}dist/cluster_info.py`);

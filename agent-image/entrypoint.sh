@@ -6,6 +6,18 @@
 # so /proc/1/environ no longer holds the token once tini runs. tini stays the process that reaps orphaned Ray
 # workers and forwards SIGTERM/SIGINT to the agent (TINI_SUBREAPER covers the --init case).
 set -eu
+# `tunnel`: this container is the provider's tunnel container (the WireGuard interface in its network namespace,
+# which the agent container joins). It needs root, NET_ADMIN (capability bit 12) and the TUN device; say which flags
+# give them instead of failing later inside wireguard-go.
+if [ "${1:-}" = tunnel ]; then
+  shift
+  cap_eff=$(sed -n 's/^CapEff:[[:space:]]*//p' /proc/self/status)
+  if [ "$(id -u)" != 0 ] || [ $(((0x${cap_eff:-0} >> 12) & 1)) != 1 ] || [ ! -c /dev/net/tun ]; then
+    echo "ray-agent tunnel: needs root, NET_ADMIN and /dev/net/tun: run it with --user 0 --cap-add NET_ADMIN --device /dev/net/tun" >&2
+    exit 2
+  fi
+  exec /usr/bin/tini -- node /opt/ray-agent/tunnel.mjs "$@"
+fi
 if [ -n "${AGENT_TOKEN+set}" ]; then
   exec env -u AGENT_TOKEN AGENT_TOKEN_FD=3 /usr/bin/tini -- node /opt/ray-agent/agent.mjs "$@" 3<<TOKEN
 ${AGENT_TOKEN}

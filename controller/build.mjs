@@ -3,7 +3,7 @@ import { build } from 'esbuild';
 
 const here = new URL('.', import.meta.url).pathname;
 await build({
-  entryPoints: [`${here}src/ray-agent.ts`],
+  entryPoints: [`${here}src/cli/ray-agent.ts`],
   outfile: `${here}dist/ray-agent.cjs`,
   bundle: true,
   platform: 'node',

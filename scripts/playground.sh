@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The main job: a whole Ray Agent system on this machine through the `ray-agent` CLI: a Ray head (no CPUs of its
-# own), the reference manager over TLS, and the agent contributing this machine's CPUs; then a sample Ray job whose
-# tasks the agent counts. Prepares the machine first (Docker Engine, images), so it works on a fresh one.
+# The main job: a whole Ray Agent system on this machine through the `ray-agent` CLI, in the real shape of a
+# provider behind a home router. A "cluster" Docker network holds the reference manager (TLS), the WireGuard gateway
+# and a Ray head (no CPUs of its own, Ray token authentication on) in the gateway's network namespace; a "home"
+# network holds the agent and its tunnel container behind a router container that masquerades home -> cluster and
+# drops every new connection cluster -> home. The tunnel dials out to the gateway, the agent joins over the overlay,
+# and a sample Ray job runs tasks the agent counts. Prepares the machine first (Docker Engine, images).
 #
 #   scripts/playground.sh up      # prepare, start everything and run the sample job
 #   scripts/playground.sh status  # the agent's state

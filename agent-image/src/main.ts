@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { ExitCode } from '@ray-agent/protocol';
+import { ExitCode, TUNNEL_DIR } from '@ray-agent/protocol';
 import { type AgentConfig, ConfigError, loadConfig } from './config/agent-config.js';
 import { formatGcsAddress } from './config/ray-head.js';
 import { installCrashPolicy } from './crash-policy.js';
@@ -20,6 +20,8 @@ declare const AGENT_VERSION: string;
 const VERSION = typeof AGENT_VERSION === 'string' ? AGENT_VERSION : '0.0.0-dev';
 const RAY_BIN = process.env.RAY_AGENT_RAY_BIN ?? 'ray';
 const PYTHON = process.env.RAY_AGENT_PYTHON ?? 'python3';
+/** The tunnel volume's mount point; tests mount a directory of their own, as for the two above. */
+const TUNNEL_MOUNT = process.env.RAY_AGENT_TUNNEL_DIR ?? TUNNEL_DIR;
 
 /** Why a file cannot be created in `dir`, or undefined when it can. */
 function tmpUnwritable(dir: string): string | undefined {
@@ -193,6 +195,7 @@ async function main(): Promise<void> {
     credentials,
     rayBin: RAY_BIN,
     python: PYTHON,
+    tunnelDir: TUNNEL_MOUNT,
     exit: (code) => {
       log.flush();
       process.exit(code);

@@ -12,17 +12,17 @@ import {
   tmpfsBytesFor,
 } from '@ray-agent/protocol';
 import { describe, expect, test } from 'vitest';
-import { type AgentSpec, configHash, createOptions, validateSpec } from '../src/agent-container-spec.js';
-import { agentSpecFor } from '../src/agent-spec.js';
-import { appAgentSpec } from '../src/app-service.js';
-import { cliAgentSpec } from '../src/cli.js';
+import { appAgentSpec } from '../src/app/app-service.js';
+import { cliAgentSpec } from '../src/cli/cli.js';
+import { type AgentSpec, configHash, createOptions, validateSpec } from '../src/container/agent-container-spec.js';
+import { agentSpecFor } from '../src/container/agent-spec.js';
 import {
   firstFileOf,
   type SecretDigests,
   secretDigests,
   secretsArchive,
   secretsToWrite,
-} from '../src/state-volume-secrets.js';
+} from '../src/container/state-volume-secrets.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 * MiB;
@@ -122,8 +122,10 @@ describe('one builder for the app, the CLI and the playground', () => {
       cpus: 3,
       memoryBytes: 6144 * MiB,
       statusPort: 18765,
+      tunnel: true,
       name: 'ray-agent',
     });
+    expect(agentSpecFor({ settings: { ...settings, network: 'direct' }, name: 'ray-agent' }).tunnel).toBe(false);
   });
 
   test('the playground keeps the settings and puts its own cluster, network and secrets on top', () => {

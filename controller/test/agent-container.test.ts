@@ -8,12 +8,12 @@ import { promisify } from 'node:util';
 import { DEFAULT_SETTINGS, type Settings, shmBytesFor, stopTimeoutSeconds } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AgentContainer, type AgentSpec, DriftError } from '../src/agent-container.js';
-import { AppService } from '../src/app-service.js';
-import { cliAgentSpec } from '../src/cli.js';
-import { resolveDockerEndpointFromProcess } from '../src/docker-endpoint.js';
-import { createDockerode } from '../src/docker-engine.js';
-import { TokenVault } from '../src/token-vault.js';
+import { AppService } from '../src/app/app-service.js';
+import { TokenVault } from '../src/app/token-vault.js';
+import { cliAgentSpec } from '../src/cli/cli.js';
+import { AgentContainer, type AgentSpec, DriftError } from '../src/container/agent-container.js';
+import { resolveDockerEndpointFromProcess } from '../src/engine/docker-endpoint.js';
+import { createDockerode } from '../src/engine/docker-engine.js';
 import { docker, removeByPrefix, runPrefix } from './support/docker-cli.js';
 import { freePort } from './support/free-port.js';
 import { testKeychainCodec } from './support/test-keychain-codec.js';
@@ -82,6 +82,8 @@ function makeSpec(name: string, statusPort: number, token: string): AgentSpec {
     token,
     managerCaPem: caPem,
     drainDeadlineSeconds: 5,
+    // The agent alone (direct mode): these tests are about the agent container; the pair has its own file.
+    tunnel: false,
     name,
   };
 }
@@ -186,8 +188,9 @@ describe('AgentContainer lifecycle on the real engine', () => {
     expect(await inVolume(volume, 'stat -c "%a %u %g" /v/secrets/enrollment-token')).toBe('600 1000 1000');
     expect(await inVolume(volume, 'stat -c "%a %u %g" /v/secrets/manager-ca.pem')).toBe('600 1000 1000');
     expect(await inVolume(volume, 'stat -c "%a %u %g" /v/secrets')).toBe('700 1000 1000');
-    // The state directory itself stays the agent's (copied up from the image), so it can write its state.
-    expect(await inVolume(volume, 'stat -c "%a %u" /v')).toBe('700 1000');
+    // The state directory itself stays the agent's (copied up from the image), so it can write its state; 0711
+    // lets root without DAC_OVERRIDE in the tunnel container reach the one file meant for it (overlay.json).
+    expect(await inVolume(volume, 'stat -c "%a %u" /v')).toBe('711 1000');
     expect(await inVolume(volume, 'cat /v/secrets/enrollment-token')).toBe(spec.token);
   });
 
@@ -323,6 +326,8 @@ describe('one container for the CLI and the tray app (the same builder, the toke
       memoryMiB: 1024,
       statusPort: await freePort(),
       contribute: true,
+      // The agent alone: what is shared here (one container, the token delivered) is the same in the pair.
+      network: 'direct',
     };
     writeFileSync(path.join(settingsDir, 'config.json'), JSON.stringify(settings));
     vault = new TokenVault(settingsDir, testKeychainCodec());

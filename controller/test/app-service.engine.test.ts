@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { StatusView } from '@ray-agent/protocol';
 import { afterAll, describe, expect, test } from 'vitest';
-import { type AppService, createAppService } from '../src/app-service.js';
-import { DockerEngine } from '../src/docker-engine.js';
-import { TokenVault } from '../src/token-vault.js';
+import { type AppService, createAppService } from '../src/app/app-service.js';
+import { TokenVault } from '../src/app/token-vault.js';
+import { DockerEngine } from '../src/engine/docker-engine.js';
 import { SecondDockerd } from './support/second-dockerd.js';
 import { testKeychainCodec } from './support/test-keychain-codec.js';
 

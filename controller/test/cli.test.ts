@@ -1,6 +1,6 @@
 import { StatusView } from '@ray-agent/protocol';
 import { describe, expect, test } from 'vitest';
-import { cpuLimitText, describeView } from '../src/cli.js';
+import { cpuLimitText, describeView } from '../src/cli/cli.js';
 
 const MiB = 1024 ** 2;
 
@@ -27,5 +27,14 @@ describe('ray-agent status', () => {
     expect(describeView(view({ cpus: 2, memoryBytes: 4096 * MiB, rayCpus: 2 }))).toContain('limits: 2 CPUs, 4096 MiB');
     expect(cpuLimitText({ cpus: 1 })).toBe('1 CPU');
     expect(cpuLimitText({ cpus: 0.5, rayCpus: 1 })).toBe('0.5 CPUs');
+  });
+
+  test('prints the tunnel line, and none in direct mode', () => {
+    const line = 'Tunnel: up, handshake 12 s ago, 1.2 MB in / 0.8 MB out, 100.96.0.7 via gateway gw.lan:51820';
+    const withTunnel = { ...view(null), tunnel: { state: 'up' as const, line, problem: null } };
+    expect(describeView(withTunnel).split('\n')).toContain(
+      '  tunnel: up, handshake 12 s ago, 1.2 MB in / 0.8 MB out, 100.96.0.7 via gateway gw.lan:51820',
+    );
+    expect(describeView({ ...view(null), tunnel: null })).not.toContain('tunnel');
   });
 });

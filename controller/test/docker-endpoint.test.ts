@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
-import { DockerEndpointError, type EndpointInput, resolveDockerEndpoint } from '../src/docker-endpoint.js';
+import { DockerEndpointError, type EndpointInput, resolveDockerEndpoint } from '../src/engine/docker-endpoint.js';
 
 const homes: string[] = [];
 

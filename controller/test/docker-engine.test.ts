@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import path from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
-import type { DockerEndpoint } from '../src/docker-endpoint.js';
-import { classifyEngineError, DockerEngine, type EngineState, isDockerInstalled } from '../src/docker-engine.js';
+import type { DockerEndpoint } from '../src/engine/docker-endpoint.js';
+import { classifyEngineError, DockerEngine, type EngineState, isDockerInstalled } from '../src/engine/docker-engine.js';
 import { freePort } from './support/free-port.js';
 import { hasLink, SecondDockerd } from './support/second-dockerd.js';
 

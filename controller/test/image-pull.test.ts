@@ -7,10 +7,10 @@ import { promisify } from 'node:util';
 import type { PullProgress } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AgentContainer } from '../src/agent-container.js';
-import { resolveDockerEndpointFromProcess } from '../src/docker-endpoint.js';
-import { createDockerode } from '../src/docker-engine.js';
-import { hasImage, ImageUnavailableError } from '../src/image-pull.js';
+import { AgentContainer } from '../src/container/agent-container.js';
+import { resolveDockerEndpointFromProcess } from '../src/engine/docker-endpoint.js';
+import { createDockerode } from '../src/engine/docker-engine.js';
+import { hasImage, ImageUnavailableError } from '../src/engine/image-pull.js';
 import { docker, dockerQuiet } from './support/docker-cli.js';
 import { type LocalRegistry, startLocalRegistry } from './support/local-registry.js';
 

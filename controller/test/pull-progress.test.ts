@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { PassThrough, Readable } from 'node:stream';
 import type { PullProgress } from '@ray-agent/protocol';
 import { describe, expect, test } from 'vitest';
-import { followPull, PullAggregator, type PullEvent, PullFailedError } from '../src/pull-progress.js';
+import { followPull, PullAggregator, type PullEvent, PullFailedError } from '../src/engine/pull-progress.js';
 
 /**
  * Event sequences recorded from the real engine pulling from a local registry (see the image-pull test for how):

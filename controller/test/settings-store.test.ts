@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_SETTINGS, SETTINGS_MIGRATIONS, SETTINGS_VERSION } from '@ray-agent/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { defaultSettingsDir, SettingsStore } from '../src/settings-store.js';
+import { defaultSettingsDir, SettingsStore } from '../src/app/settings-store.js';
 
 let dir: string;
 beforeEach(() => {
@@ -152,7 +152,7 @@ describe('SettingsStore', () => {
   it('a writer process killed with SIGKILL mid-save leaves the file old or new, never partial (20 real kills)', {
     timeout: 180_000,
   }, async () => {
-    const moduleUrl = new URL('../src/settings-store.ts', import.meta.url).href;
+    const moduleUrl = new URL('../src/app/settings-store.ts', import.meta.url).href;
     const script = path.join(dir, 'writer.mjs');
     // Continues the sequence from what is on disk, so each file seen after a kill must be at least as new as the
     // last one: the store can only move forward, never to a torn or older state.
@@ -245,7 +245,7 @@ describe('SettingsStore: versions and migrations', () => {
     const bytes = `${JSON.stringify(v1File, null, 2)}\n`;
     writeFileSync(configFile(), bytes);
     const store = new SettingsStore(dir, { now: () => new Date('2026-01-02T03:04:05.006Z') });
-    const expected = { ...v1File, version: SETTINGS_VERSION, cpus: 2 };
+    const expected = { ...v1File, version: SETTINGS_VERSION, cpus: 2, network: 'overlay' };
     expect(store.load()).toEqual({ settings: expected, notice: null });
     // Saved at the current version, so the next load has nothing to migrate and keeps no second copy.
     expect(JSON.parse(readFileSync(configFile(), 'utf8'))).toEqual(expected);
@@ -260,9 +260,26 @@ describe('SettingsStore: versions and migrations', () => {
     const { version: _none, ...unversioned } = v1File;
     writeFileSync(configFile(), JSON.stringify({ ...unversioned, cpus: 3.5 }));
     expect(new SettingsStore(dir).load()).toEqual({
-      settings: { ...v1File, version: SETTINGS_VERSION, cpus: 3 },
+      settings: { ...v1File, version: SETTINGS_VERSION, cpus: 3, network: 'overlay' },
       notice: null,
     });
+  });
+
+  it('a v2 file gets the tunnel pair (network overlay); one that already says direct keeps it', () => {
+    const v2File = { ...v1File, version: 2, cpus: 2 };
+    writeFileSync(configFile(), JSON.stringify(v2File));
+    expect(new SettingsStore(dir).load()).toEqual({
+      settings: { ...v2File, version: SETTINGS_VERSION, network: 'overlay' },
+      notice: null,
+    });
+    writeFileSync(configFile(), JSON.stringify({ ...v2File, network: 'direct' }));
+    expect(new SettingsStore(dir).load().settings.network).toBe('direct');
+  });
+
+  it('a network other than overlay or direct is refused with the field, the problem and an example', () => {
+    const store = new SettingsStore(dir);
+    const saved = store.save({ network: 'vpn' as never });
+    expect(saved).toEqual({ ok: false, errors: { network: 'must be overlay or direct, e.g. overlay' } });
   });
 
   it('a v1 file that does not validate even migrated is unreadable as before: kept aside, defaults, a notice', () => {
@@ -298,6 +315,7 @@ describe('SettingsStore: versions and migrations', () => {
       version: SETTINGS_VERSION,
       cpus: 4,
       onQuit: DEFAULT_SETTINGS.onQuit,
+      network: DEFAULT_SETTINGS.network,
     });
     // Reading changed nothing on disk.
     expect(readFileSync(configFile(), 'utf8')).toBe(bytes);

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { StatusPoller } from '../src/status-poller.js';
+import { StatusPoller } from '../src/app/status-poller.js';
 
 let server: Server | undefined;
 

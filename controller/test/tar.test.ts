@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { tarFiles } from '../src/tar.js';
+import { tarFiles } from '../src/engine/tar.js';
 
 describe('tarFiles', () => {
   test('GNU tar reads the archive back with the names, contents, modes and owners written', () => {

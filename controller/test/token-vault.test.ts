@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { NO_SECURE_STORAGE, TokenVault } from '../src/token-vault.js';
+import { NO_SECURE_STORAGE, TokenVault } from '../src/app/token-vault.js';
 import { testKeychainCodec } from './support/test-keychain-codec.js';
 
 const TOKEN = 'rat_3f9c2a7e4b1d8c6f0a5e9b2d7c4f1a8e';

@@ -1,6 +1,6 @@
 import { type StatusView, ViewPhase } from '@ray-agent/protocol';
 import { describe, expect, it } from 'vitest';
-import { type TrayIcon, trayLikelyVisible, trayModel, windowBehaviour } from '../src/tray-menu.js';
+import { type TrayIcon, trayLikelyVisible, trayModel, windowBehaviour } from '../src/app/tray-menu.js';
 
 function view(phase: ViewPhase, overrides: Partial<StatusView> = {}): StatusView {
   return {

@@ -1,6 +1,14 @@
-import { ExitCode, StatusDocument, StatusView } from '@ray-agent/protocol';
+import { ExitCode, StatusDocument, StatusView, type TunnelReport } from '@ray-agent/protocol';
 import { describe, expect, test } from 'vitest';
-import { type AgentFacts, type ContainerFacts, deriveView, EXIT_REASONS, type ViewInputs } from '../src/view-model.js';
+import {
+  type AgentFacts,
+  type ContainerFacts,
+  deriveView,
+  EXIT_REASONS,
+  formatBytes,
+  secondsAgo,
+  type ViewInputs,
+} from '../src/app/view-model.js';
 
 const NOW = new Date('2026-11-27T12:00:00.000Z');
 
@@ -145,6 +153,7 @@ describe('deriveView', () => {
     [ExitCode.stateDirUnusable, /state volume/],
     [ExitCode.badConfig, /configuration/],
     [ExitCode.forced, /same provider/],
+    [ExitCode.tunnelNamespaceGone, /tunnel container restarted/],
   ])('a container that exited %i says why and what to do', (exitCode, words) => {
     const v = view({ container: { ...running, running: false, exitCode }, agent: undefined });
     expect(v.phase).toBe('error');
@@ -277,5 +286,96 @@ describe('deriveView', () => {
 
   test('stopping wins over what the agent last said', () => {
     expect(view({ stopping: true }).phase).toBe('stopping');
+  });
+});
+
+describe('the tunnel line', () => {
+  const pair = { name: 'ray-agent-tunnel', container: { running: true, restarting: false, exitCode: null } };
+  const report = (overrides: Partial<TunnelReport> = {}): TunnelReport => ({
+    state: 'up',
+    address: '100.96.0.7',
+    gatewayEndpoint: 'gw.lan:51820',
+    lastHandshakeAt: new Date(NOW.getTime() - 12_000).toISOString(),
+    rxBytes: 1_234_567,
+    txBytes: 812_345,
+    problem: null,
+    ...overrides,
+  });
+  const withTunnel = (tunnel: TunnelReport | undefined, facts: ViewInputs['tunnel'] = pair) =>
+    view({ agent: ok(agentStatus(tunnel ? { tunnel } : {})), tunnel: facts });
+
+  test('up: handshake age, bytes in and out, the overlay address and the gateway', () => {
+    const shown = withTunnel(report());
+    expect(shown.tunnel).toEqual({
+      state: 'up',
+      line: 'Tunnel: up, handshake 12 s ago, 1.2 MB in / 0.8 MB out, 100.96.0.7 via gateway gw.lan:51820',
+      problem: null,
+    });
+    expect(shown.detail).toBeNull();
+  });
+
+  test('direct mode has no tunnel line; a cluster without a gateway says the agent joined directly', () => {
+    expect(view({}).tunnel).toBeNull();
+    expect(
+      withTunnel(report({ state: 'off', address: null, gatewayEndpoint: null, lastHandshakeAt: null })).tunnel,
+    ).toMatchObject({ state: 'off', line: 'Tunnel: off, the cluster offers no gateway (joined directly)' });
+  });
+
+  test('before the agent reports it, and while it connects', () => {
+    expect(withTunnel(undefined).tunnel).toMatchObject({ state: 'starting', line: 'Tunnel: starting' });
+    expect(withTunnel(report({ state: 'connecting', lastHandshakeAt: null })).tunnel).toMatchObject({
+      line: 'Tunnel: connecting to gateway gw.lan:51820',
+      problem: null,
+    });
+  });
+
+  test("unreachable: the tunnel's own sentence becomes the detail a person reads", () => {
+    const problem = 'No handshake with gw.lan:51820 in 20 s: outgoing UDP to port 51820 may be blocked here.';
+    const shown = withTunnel(report({ state: 'unreachable', lastHandshakeAt: null, problem }));
+    expect(shown.tunnel).toEqual({ state: 'unreachable', line: 'Tunnel: cannot reach gateway gw.lan:51820', problem });
+    expect(shown.detail).toBe(problem);
+  });
+
+  test('a tunnel container that keeps restarting, or stopped, is the problem, with where its log is', () => {
+    const restarting = withTunnel(undefined, {
+      ...pair,
+      container: { running: false, restarting: true, exitCode: 1 },
+    });
+    expect(restarting.tunnel).toEqual({
+      state: 'error',
+      line: 'Tunnel: its container keeps restarting',
+      problem:
+        'The tunnel container ray-agent-tunnel does not stay up, so the agent has no network: see `docker logs ray-agent-tunnel` for why.',
+    });
+    expect(restarting.detail).toBe(restarting.tunnel?.problem);
+    const stopped = withTunnel(undefined, { ...pair, container: { running: false, restarting: false, exitCode: 2 } });
+    expect(stopped.tunnel?.line).toBe('Tunnel: its container stopped (exit code 2)');
+    const gone = withTunnel(undefined, { ...pair, container: null });
+    expect(gone.tunnel?.problem).toContain('is gone');
+  });
+
+  test('a tunnel stopped with its agent (not contributing) shows nothing', () => {
+    const shown = view({
+      contribute: false,
+      container: { ...running, running: false, exitCode: 0 },
+      agent: undefined,
+      tunnel: { ...pair, container: { running: false, restarting: false, exitCode: 0 } },
+    });
+    expect(shown.phase).toBe('off');
+    expect(shown.tunnel).toBeNull();
+  });
+
+  test('units: seconds, minutes, hours; bytes in B, kB, MB, GB', () => {
+    expect(secondsAgo(NOW.getTime() - 119_000, NOW)).toBe('119 s');
+    expect(secondsAgo(NOW.getTime() - 180_000, NOW)).toBe('3 min');
+    expect(secondsAgo(NOW.getTime() - 3 * 3_600_000, NOW)).toBe('3 h');
+    expect([512, 1_500, 812_345, 1_234_567, 5_000_000_000].map((bytes) => formatBytes(bytes))).toEqual([
+      '512 B',
+      '1.5 kB',
+      '812.3 kB',
+      '1.2 MB',
+      '5.0 GB',
+    ]);
+    expect(formatBytes(812_345, 1_234_567)).toBe('0.8 MB');
   });
 });

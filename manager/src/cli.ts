@@ -1,3 +1,5 @@
+import { DEFAULT_OVERLAY_NETWORK } from '@ray-agent/protocol';
+import { gatewayCommand } from '@ray-agent/tunnel/gateway-cli';
 import { Command, CommanderError } from 'commander';
 import { createLogger } from './logger.js';
 import * as opt from './options.js';
@@ -42,6 +44,11 @@ interface ServeOptions {
   registerLimitPerInstall?: string;
   heartbeatLimitPerClient?: string;
   heartbeatLimitPerProvider?: string;
+  gatewaySyncLimitPerClient?: string;
+  gatewayTokenFile?: string;
+  overlayNetwork?: string;
+  overlayGcsPort?: string;
+  rayAuthTokenFile?: string;
 }
 
 async function serve(options: ServeOptions): Promise<void> {
@@ -50,6 +57,9 @@ async function serve(options: ServeOptions): Promise<void> {
   const port = opt.port(options.port);
   const heartbeatIntervalSeconds = opt.heartbeatInterval(options.heartbeatInterval);
   const rateLimits = opt.rateLimits(options, heartbeatIntervalSeconds);
+  const network = opt.overlayNetwork(options.overlayNetwork);
+  const gcsPort = opt.overlayGcsPort(options.overlayGcsPort);
+  const gatewayToken = opt.tokenFile('--gateway-token-file', options.gatewayTokenFile);
   const config = {
     host,
     port,
@@ -59,6 +69,8 @@ async function serve(options: ServeOptions): Promise<void> {
     tls: opt.tlsFiles(options.cert, options.key),
     enrollmentToken: opt.tokenFile('--enrollment-token-file', options.enrollmentTokenFile),
     adminToken: opt.tokenFile('--admin-token-file', options.adminTokenFile),
+    gateway: gatewayToken === undefined ? undefined : { token: gatewayToken, network, gcsPort },
+    rayAuthToken: opt.rayAuthTokenFile(options.rayAuthTokenFile),
   };
   const logger = createLogger();
   let manager: Awaited<ReturnType<typeof startManager>>;
@@ -100,9 +112,17 @@ async function serve(options: ServeOptions): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
 }
 
+/** The interval given, else the one the server last used, else the default. */
+function storedInterval(store: Store, given: number | undefined): number {
+  const stored = Number(store.getSetting(HEARTBEAT_INTERVAL_SETTING));
+  return given ?? (Number.isSafeInteger(stored) && stored > 0 ? stored : DEFAULT_HEARTBEAT_INTERVAL_SECONDS);
+}
+
 function program(): Command {
   const root = new Command('ray-agent-manager')
-    .description('Reference manager for ray-agent providers: enrollment, registration, heartbeats, listing.')
+    .description(
+      'Reference manager for ray-agent providers: enrollment, registration, heartbeats, listing, revocation, and the overlay gateway.',
+    )
     .exitOverride()
     .showSuggestionAfterError(true);
 
@@ -128,7 +148,21 @@ function program(): Command {
       '--heartbeat-limit-per-provider <n>',
       'heartbeats a minute of one provider (default 60, or 4 per interval if more; 0: no limit)',
     )
+    .option('--gateway-sync-limit-per-client <n>', 'gateway syncs a minute from one address (default 300; 0: no limit)')
+    .option(
+      '--gateway-token-file <file>',
+      'file holding the WireGuard gateway token; enables POST /api/gateway/sync (without it: no overlay, providers join directly)',
+    )
+    .option('--overlay-network <cidr>', 'the overlay network; the gateway is its first host', DEFAULT_OVERLAY_NETWORK)
+    .option('--overlay-gcs-port <port>', "the head's GCS port at the gateway's overlay address", '6379')
+    .option(
+      '--ray-auth-token-file <file>',
+      'file holding the token the Ray head was started with (RAY_AUTH_MODE=token); handed to registered providers',
+    )
     .action(serve);
+
+  // The overlay's WireGuard gateway ships in the manager's image: `ray-agent-manager gateway ...`.
+  root.addCommand(gatewayCommand());
 
   const token = root.command('token').description('Manage enrollment tokens.');
   token
@@ -172,21 +206,38 @@ function program(): Command {
       out(JSON.stringify({ tokens: withStore(db, true, (store) => store.listEnrollmentTokens()) }, null, 2));
     });
 
-  root
-    .command('providers')
-    .description('Print the provider list as JSON, read from the database.')
+  const providers = root.command('providers').description('List and revoke providers, working on the database.');
+  // `providers --db FILE` alone lists, as before `revoke` existed.
+  providers
+    .command('list', { isDefault: true })
+    .description("Print the provider list as JSON (health, overlay address, tunnel state, the gateway's view).")
     .option('--db <file>', 'SQLite database file')
     .option('--heartbeat-interval <seconds>', 'interval used to derive health (default: the one the server last used)')
     .action((o: { db?: string; heartbeatInterval?: string }) => {
       const db = opt.dbPath(o.db, true);
       const given = o.heartbeatInterval === undefined ? undefined : opt.heartbeatInterval(o.heartbeatInterval);
-      const providers = withStore(db, true, (store) => {
-        const stored = Number(store.getSetting(HEARTBEAT_INTERVAL_SETTING));
-        const interval =
-          given ?? (Number.isSafeInteger(stored) && stored > 0 ? stored : DEFAULT_HEARTBEAT_INTERVAL_SECONDS);
-        return store.listProviders(interval);
-      });
-      out(JSON.stringify({ providers }, null, 2));
+      const list = withStore(db, true, (store) => store.listProviders(storedInterval(store, given)));
+      out(JSON.stringify({ providers: list }, null, 2));
+    });
+  providers
+    .command('revoke')
+    .description(
+      'Revoke a provider: its heartbeats are refused, the gateway drops its peer, and its installId cannot ' +
+        'register again (letting the machine in again takes a new state volume).',
+    )
+    .argument('<id>', 'provider id, as shown by "providers list"')
+    .option('--db <file>', 'SQLite database file')
+    .action((id: string, o: { db?: string }) => {
+      const db = opt.dbPath(o.db, true);
+      const revoked = withStore(db, true, (store) =>
+        store.revokeProvider(id) ? store.getProvider(id, storedInterval(store, undefined)) : null,
+      );
+      if (revoked === null) {
+        console.error(`no provider with id ${id} (see "providers list")`);
+        process.exitCode = EXIT_FAILURE;
+        return;
+      }
+      console.error(`revoked provider ${id} at ${revoked.revokedAt}`);
     });
 
   return root;

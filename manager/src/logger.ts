@@ -16,6 +16,9 @@ export const REDACT_PATHS = [
   '*.credential',
   'adminToken',
   'enrollmentToken',
+  'gatewayToken',
+  'rayAuthToken',
+  '*.rayAuthToken',
 ];
 
 /** A JSON logger, to stdout unless a destination is given (tests capture the stream). */

@@ -73,6 +73,31 @@ export const MIGRATIONS: readonly Migration[] = [
       db.exec('ALTER TABLE providers ADD COLUMN last_boot_id TEXT');
     },
   },
+  {
+    version: 3,
+    description: 'the WireGuard overlay: provider keys, overlay addresses, revocation, tunnel reports, the gateway',
+    up(db) {
+      // A key and an address belong to at most one live provider; a revoked provider keeps both for the record.
+      db.exec(`
+        ALTER TABLE providers ADD COLUMN wireguard_public_key TEXT;
+        ALTER TABLE providers ADD COLUMN overlay_address TEXT;
+        ALTER TABLE providers ADD COLUMN revoked_at TEXT;
+        ALTER TABLE providers ADD COLUMN tunnel_report TEXT;
+        ALTER TABLE providers ADD COLUMN gateway_peer TEXT;
+        CREATE UNIQUE INDEX providers_live_wireguard_key ON providers (wireguard_public_key)
+          WHERE wireguard_public_key IS NOT NULL AND revoked_at IS NULL;
+        CREATE UNIQUE INDEX providers_live_overlay_address ON providers (overlay_address)
+          WHERE overlay_address IS NOT NULL AND revoked_at IS NULL;
+        CREATE TABLE gateway (
+          id INTEGER PRIMARY KEY CHECK (id = 1),
+          public_key TEXT NOT NULL,
+          endpoint TEXT NOT NULL,
+          routes TEXT NOT NULL,
+          last_sync_at TEXT NOT NULL
+        );
+      `);
+    },
+  },
 ];
 
 /** The version a database has once every migration ran. */

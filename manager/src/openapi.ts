@@ -1,6 +1,9 @@
 import {
   AgentState,
   ErrorBody,
+  GATEWAY_SYNC_SECONDS,
+  GatewaySyncRequest,
+  GatewaySyncResponse,
   HeartbeatRequest,
   HeartbeatResponse,
   IDENTITY_LEASE_INTERVALS,
@@ -62,9 +65,18 @@ const common = {
 /** The OpenAPI 3.1 document of the manager's API, generated from the protocol's zod schemas. */
 export function buildOpenApiDocument(): JsonObject {
   const schemas = {
-    ...componentSchemas({ RegisterRequest, HeartbeatRequest }, 'input'),
+    ...componentSchemas({ RegisterRequest, HeartbeatRequest, GatewaySyncRequest }, 'input'),
     ...componentSchemas(
-      { RegisterResponse, HeartbeatResponse, ProviderSummary, ProviderList, ProviderHealth, AgentState, ErrorBody },
+      {
+        RegisterResponse,
+        HeartbeatResponse,
+        GatewaySyncResponse,
+        ProviderSummary,
+        ProviderList,
+        ProviderHealth,
+        AgentState,
+        ErrorBody,
+      },
       'output',
     ),
   };
@@ -75,8 +87,11 @@ export function buildOpenApiDocument(): JsonObject {
       version: '1',
       description:
         'The server side of the provider API spoken by the ray-agent container: registration with an enrollment ' +
-        'token, heartbeats with the issued credential, and the operator listing. HTTPS only. Every error answer ' +
-        'is an ErrorBody. Generated from the zod schemas in @ray-agent/protocol; do not edit by hand.',
+        'token, heartbeats with the issued credential, the WireGuard gateway sync, and the operator listing and ' +
+        'revocation. HTTPS only. Every error answer is an ErrorBody. Register and heartbeat answer `cluster`: how ' +
+        'to join, over the overlay (only when the manager has a gateway that has synced, and the agent sent its ' +
+        'WireGuard key) or directly (`overlay: null`), and the Ray token when the cluster uses one. ' +
+        'Generated from the zod schemas in @ray-agent/protocol; do not edit by hand.',
     },
     components: {
       securitySchemes: {
@@ -87,6 +102,11 @@ export function buildOpenApiDocument(): JsonObject {
         },
         providerCredential: { type: 'http', scheme: 'bearer', description: 'The credential returned by register.' },
         adminToken: { type: 'http', scheme: 'bearer', description: "The operator's admin token." },
+        gatewayToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: "The WireGuard gateway's token (ray-agent-manager serve --gateway-token-file).",
+        },
       },
       schemas,
     },
@@ -96,7 +116,9 @@ export function buildOpenApiDocument(): JsonObject {
           operationId: 'register',
           summary:
             'Register a provider (idempotent per installId); issues a fresh credential. A known installId needs ' +
-            'its current credential (currentCredential) or the enrollment token that registered it last.',
+            'its current credential (currentCredential) or the enrollment token that registered it last. With ' +
+            'wireguardPublicKey and a gateway, the provider gets its overlay address: allocated once, kept across ' +
+            'registrations; registering without a key forgets the stored key (direct mode).',
           security: [{ enrollmentToken: [] }],
           requestBody: { required: true, content: { 'application/json': { schema: ref('RegisterRequest') } } },
           responses: {
@@ -108,7 +130,14 @@ export function buildOpenApiDocument(): JsonObject {
             '409': error(
               'The installId is already registered and the request proves no right to it: neither currentCredential ' +
                 'is its current credential nor is the enrollment token the one that registered it last ' +
-                '(code install_id_taken). Nothing was changed.',
+                '(code install_id_taken); or its provider was revoked by the operator: revoked stays revoked, and ' +
+                'a machine let in again needs a new state volume (a new installId) (code install_id_taken, the ' +
+                'message says so); or another live provider holds wireguardPublicKey (code wireguard_key_in_use). ' +
+                'Nothing was changed.',
+            ),
+            '503': error(
+              'The manager is shutting down, or the overlay network has no free address for another provider ' +
+                '(code overlay_full; the operator widens --overlay-network or revokes providers).',
             ),
             '429': rateLimited(
               'Too many registrations from this client address, or (once the enrollment token checked out) of this installId',
@@ -121,25 +150,48 @@ export function buildOpenApiDocument(): JsonObject {
           operationId: 'heartbeat',
           summary:
             "Report a provider's state; authorized by the provider's current credential. The boot that sends it " +
-            'holds the identity lease while its heartbeats keep coming.',
+            'holds the identity lease while its heartbeats keep coming. A wireguardPublicKey other than the stored ' +
+            'one replaces it (key rotation); the answer carries the current cluster access.',
           security: [{ providerCredential: [] }],
           requestBody: { required: true, content: { 'application/json': { schema: ref('HeartbeatRequest') } } },
           responses: {
             '200': json(ref('HeartbeatResponse'), 'Stored.'),
             ...common,
             '401': error(
-              'The credential is missing or not the current one of this provider (code credential_rejected).',
+              'The credential is missing or not the current one of this provider, or the operator revoked the ' +
+                'provider (code credential_rejected): the agent leaves the cluster.',
             ),
             '404': error('No such provider; register again (code unknown_provider).'),
             '409': errorWithRetryAfter(
               'Another boot (agent process) of this provider holds its identity lease: its last heartbeat is less ' +
                 `than ${IDENTITY_LEASE_INTERVALS} heartbeat intervals old and it did not say stopped (code identity_in_use). ` +
-                'Once the lease runs out, the next boot to heartbeat takes the identity over.',
-              "Seconds until the holder's lease runs out, if it sends no heartbeat meanwhile.",
+                'Once the lease runs out, the next boot to heartbeat takes the identity over. Or another live ' +
+                'provider holds wireguardPublicKey (code wireguard_key_in_use); nothing was stored.',
+              "Seconds until the holder's lease runs out, if it sends no heartbeat meanwhile (identity_in_use); " +
+                'one heartbeat interval (wireguard_key_in_use).',
             ),
             '429': rateLimited(
               'Too many heartbeats from this client address, or (once the credential checked out) of this provider',
             ),
+          },
+        },
+      },
+      '/api/gateway/sync': {
+        post: {
+          operationId: 'gatewaySync',
+          summary:
+            `The WireGuard gateway reports its key, endpoint, routes and peers (every ${GATEWAY_SYNC_SECONDS} s) and ` +
+            'gets the peers to admit: exactly the registered, non-revoked providers with a key, each with its ' +
+            'overlay address. Anything else is removed at the gateway.',
+          security: [{ gatewayToken: [] }],
+          requestBody: { required: true, content: { 'application/json': { schema: ref('GatewaySyncRequest') } } },
+          responses: {
+            '200': json(ref('GatewaySyncResponse'), 'Recorded; the peers to admit.'),
+            ...common,
+            '413': error('The body is larger than 16 MiB (code payload_too_large).'),
+            '401': error('The gateway token is missing or wrong (code gateway_token_rejected).'),
+            '404': error('This manager runs without a gateway: no --gateway-token-file (code no_gateway).'),
+            '429': rateLimited('Too many gateway syncs from this client address'),
           },
         },
       },
@@ -164,6 +216,25 @@ export function buildOpenApiDocument(): JsonObject {
           parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
           responses: {
             '200': json(ref('ProviderSummary'), 'The provider.'),
+            '401': error('The admin token is missing or wrong (code admin_token_rejected).'),
+            '404': error('No such provider (code unknown_provider).'),
+            '500': common['500'],
+            '503': common['503'],
+          },
+        },
+      },
+      '/api/providers/{id}/revoke': {
+        post: {
+          operationId: 'revokeProvider',
+          summary:
+            'Revoke a provider; revoked stays revoked. Its heartbeats get 401 credential_rejected (the agent ' +
+            'leaves the cluster), the gateway drops its peer on its next sync, and its installId cannot register ' +
+            'again (409 install_id_taken): a machine let in again needs a new state volume and so gets a new ' +
+            'provider id. Revoking twice keeps the first revokedAt. No request body.',
+          security: [{ adminToken: [] }],
+          parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+          responses: {
+            '200': json(ref('ProviderSummary'), 'The provider, revoked.'),
             '401': error('The admin token is missing or wrong (code admin_token_rejected).'),
             '404': error('No such provider (code unknown_provider).'),
             '500': common['500'],

@@ -1,8 +1,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
+import { DEFAULT_OVERLAY_NETWORK, Ipv4Cidr, RayAuthToken } from '@ray-agent/protocol';
+import { type OverlayNetwork, parseOverlayNetwork } from './overlay-network.js';
 import {
   defaultRateLimits,
+  MIN_GATEWAY_SYNCS_PER_MINUTE,
   minHeartbeatsPerMinute,
   type RateLimit,
   type RateLimits,
@@ -88,16 +91,49 @@ export function host(value: string | undefined): string {
   return value;
 }
 
-/** `--enrollment-token-file`/`--admin-token-file`: a file holding one token (surrounding whitespace ignored). */
+/**
+ * `--enrollment-token-file`/`--admin-token-file`/`--gateway-token-file`: a file holding one token (surrounding
+ * whitespace ignored).
+ */
 export function tokenFile(option: string, value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  const example = `/run/secrets/${option.includes('admin') ? 'admin' : 'enrollment'}-token`;
+  const example = `/run/secrets/${option.replace(/^--/, '').replace(/-file$/, '')}`;
   const token = readableFile(option, value, example).toString('utf8').trim();
   if (token === '') fail(option, `${value} is empty; it must hold one token`, example);
   if (/\s/.test(token)) fail(option, `${value} must hold a single token without spaces or line breaks`, example);
   if (token.length < 16) fail(option, `the token in ${value} is shorter than 16 characters`, example);
   if (token.length > 512) fail(option, `the token in ${value} is longer than 512 characters`, example);
   return token;
+}
+
+/** `--ray-auth-token-file`: the token the head was started with (Ray's `RAY_AUTH_MODE=token`), read once. */
+export function rayAuthTokenFile(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const option = '--ray-auth-token-file';
+  const example = '/run/secrets/ray-auth-token';
+  const token = readableFile(option, value, example).toString('utf8').trim();
+  const parsed = RayAuthToken.safeParse(token);
+  if (!parsed.success) {
+    const problem = parsed.error.issues[0]?.message ?? 'not a token';
+    fail(option, `${value} must hold the one token the Ray head was started with (${problem})`, example);
+  }
+  return parsed.data;
+}
+
+/** `--overlay-network`: the network the gateway and the providers' overlay addresses come from. */
+export function overlayNetwork(value: string | undefined): OverlayNetwork {
+  const option = '--overlay-network';
+  const cidr = value?.trim() ?? DEFAULT_OVERLAY_NETWORK;
+  const parsed = Ipv4Cidr.safeParse(cidr);
+  if (!parsed.success) fail(option, `${cidr} is not an IPv4 network in CIDR form`, DEFAULT_OVERLAY_NETWORK);
+  const network = parseOverlayNetwork(parsed.data);
+  if ('problem' in network) fail(option, network.problem, DEFAULT_OVERLAY_NETWORK);
+  return network;
+}
+
+/** `--overlay-gcs-port`: the head's GCS port on the gateway's overlay address. */
+export function overlayGcsPort(value: string | undefined): number {
+  return integer('--overlay-gcs-port', value, 1, 65535, '6379');
 }
 
 export function label(value: string | undefined): string {
@@ -126,6 +162,7 @@ export interface RateLimitFlags {
   registerLimitPerInstall?: string | undefined;
   heartbeatLimitPerClient?: string | undefined;
   heartbeatLimitPerProvider?: string | undefined;
+  gatewaySyncLimitPerClient?: string | undefined;
 }
 
 /** The fewest registrations a limit may allow: the first, a retry after a lost answer, one after losing the provider. */
@@ -138,17 +175,18 @@ function limitFlag(
   least: number,
   fallback: RateLimit,
   context = '',
+  who = 'a correct agent',
 ): RateLimit {
   if (value === undefined) return fallback;
   const example = String(fallback.max);
   const n = integer(option, value, 0, MAX_LIMIT, example);
   const rate = `${n} ${windowPhrase(fallback.windowSeconds)}${context}`;
   if (n !== 0 && n < least)
-    fail(option, `${rate} is fewer than a correct agent may need (at least ${least}; 0 turns the limit off)`, example);
+    fail(option, `${rate} is fewer than ${who} may need (at least ${least}; 0 turns the limit off)`, example);
   return { ...fallback, max: n };
 }
 
-/** `--register-limit-per-client` and the three others: requests per window, 0 for no limit. */
+/** `--register-limit-per-client` and the four others: requests per window, 0 for no limit. */
 export function rateLimits(flags: RateLimitFlags, heartbeatIntervalSeconds: number): RateLimits {
   const defaults = defaultRateLimits(heartbeatIntervalSeconds);
   const beats = minHeartbeatsPerMinute(heartbeatIntervalSeconds);
@@ -179,6 +217,14 @@ export function rateLimits(flags: RateLimitFlags, heartbeatIntervalSeconds: numb
       beats,
       defaults.heartbeatPerProvider,
       at,
+    ),
+    gatewaySyncPerClient: limitFlag(
+      '--gateway-sync-limit-per-client',
+      flags.gatewaySyncLimitPerClient,
+      MIN_GATEWAY_SYNCS_PER_MINUTE,
+      defaults.gatewaySyncPerClient,
+      '',
+      'a correct gateway',
     ),
   };
 }

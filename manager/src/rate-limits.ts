@@ -1,3 +1,5 @@
+import { GATEWAY_SYNC_SECONDS } from '@ray-agent/protocol';
+
 /** At most `max` requests per key in each window of `windowSeconds`; `max` 0 turns the limit off. */
 export interface RateLimit {
   max: number;
@@ -21,6 +23,8 @@ export interface RateLimits {
   heartbeatPerClient: RateLimit;
   /** Heartbeats of one provider (by providerId). */
   heartbeatPerProvider: RateLimit;
+  /** Gateway syncs from one client address: the gateway syncs every GATEWAY_SYNC_SECONDS, and again on each restart. */
+  gatewaySyncPerClient: RateLimit;
 }
 
 export const RATE_LIMIT_WINDOWS_SECONDS = {
@@ -28,6 +32,7 @@ export const RATE_LIMIT_WINDOWS_SECONDS = {
   registerPerInstall: 3600,
   heartbeatPerClient: 60,
   heartbeatPerProvider: 60,
+  gatewaySyncPerClient: 60,
 } as const satisfies Record<keyof RateLimits, number>;
 
 /**
@@ -38,9 +43,13 @@ export function minHeartbeatsPerMinute(heartbeatIntervalSeconds: number): number
   return 2 * Math.ceil(60 / heartbeatIntervalSeconds);
 }
 
+/** The least gateway syncs a minute the limit may allow: twice the gateway's cadence (a restart syncs at once). */
+export const MIN_GATEWAY_SYNCS_PER_MINUTE = 2 * Math.ceil(60 / GATEWAY_SYNC_SECONDS);
+
 /**
  * The defaults: 30 registrations a minute per client, 10 an hour per install, 1200 heartbeats a minute per client,
- * and 60 a minute per provider (6 times the cadence at the default 10 s interval; 4 times it at intervals under 4 s).
+ * 60 a minute per provider (6 times the cadence at the default 10 s interval; 4 times it at intervals under 4 s),
+ * and 300 gateway syncs a minute per client (10 times the gateway's cadence: a few gateways behind one address fit).
  */
 export function defaultRateLimits(heartbeatIntervalSeconds: number): RateLimits {
   return {
@@ -51,6 +60,7 @@ export function defaultRateLimits(heartbeatIntervalSeconds: number): RateLimits 
       max: Math.max(60, 2 * minHeartbeatsPerMinute(heartbeatIntervalSeconds)),
       windowSeconds: RATE_LIMIT_WINDOWS_SECONDS.heartbeatPerProvider,
     },
+    gatewaySyncPerClient: { max: 300, windowSeconds: RATE_LIMIT_WINDOWS_SECONDS.gatewaySyncPerClient },
   };
 }
 

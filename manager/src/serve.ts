@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { GatewayOptions } from './cluster-access.js';
 import { createLogger } from './logger.js';
 import { defaultRateLimits, type RateLimits } from './rate-limits.js';
 import { buildServer, type ManagerServer } from './server.js';
@@ -16,6 +17,10 @@ export interface ServeConfig {
   rateLimits?: RateLimits;
   enrollmentToken?: string | undefined;
   adminToken?: string | undefined;
+  /** Absent: no gateway, every provider joins directly. */
+  gateway?: GatewayOptions | undefined;
+  /** The token the Ray head was started with; read once, never logged. */
+  rayAuthToken?: string | undefined;
   logger?: Logger;
 }
 
@@ -54,6 +59,8 @@ export async function startManager(config: ServeConfig): Promise<RunningManager>
       tls: config.tls,
       heartbeatIntervalSeconds: config.heartbeatIntervalSeconds,
       rateLimits,
+      gateway: config.gateway,
+      rayAuthToken: config.rayAuthToken,
       logger,
     });
     await app.listen({ host: config.host, port: config.port });
@@ -65,8 +72,24 @@ export async function startManager(config: ServeConfig): Promise<RunningManager>
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const url = `https://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const { gateway } = config;
   logger.info(
-    { url, db: config.db, heartbeatIntervalSeconds: config.heartbeatIntervalSeconds, rateLimits },
+    {
+      url,
+      db: config.db,
+      heartbeatIntervalSeconds: config.heartbeatIntervalSeconds,
+      rateLimits,
+      // Whether secrets are configured, never the secrets. `overlay: null`: no gateway, providers join directly.
+      overlay:
+        gateway === undefined
+          ? null
+          : {
+              network: gateway.network.cidr,
+              gatewayAddress: gateway.network.gatewayAddress,
+              gcsAddress: `${gateway.network.gatewayAddress}:${gateway.gcsPort}`,
+            },
+      rayTokenAuth: config.rayAuthToken !== undefined,
+    },
     'manager listening',
   );
   const running = app;

@@ -1,8 +1,17 @@
-import type { AgentState, HeartbeatRequest, ProviderSummary, RegisterRequest } from '@ray-agent/protocol';
+import type {
+  AgentState,
+  GatewayPeer,
+  GatewaySyncRequest,
+  HeartbeatRequest,
+  ProviderSummary,
+  RegisterRequest,
+  TunnelReport,
+} from '@ray-agent/protocol';
 import Database from 'better-sqlite3';
 import { deriveHealth } from './health.js';
 import { decideIdentity, type IdentityDecision } from './identity-lease.js';
 import { migrate } from './migrations.js';
+import { isProviderAddress, lowestFreeAddress, type OverlayNetwork } from './overlay-network.js';
 import { generateProviderId, generateSecret, hashesEqual, hashSecret } from './tokens.js';
 
 /** The schema version this code writes; see migrations.ts. */
@@ -27,7 +36,7 @@ export interface ProviderRecord {
   lastSentAt: string | null;
 }
 
-export type CredentialCheck = 'ok' | 'unknown_provider' | 'rejected';
+export type CredentialCheck = 'ok' | 'unknown_provider' | 'rejected' | { revokedAt: string };
 
 /**
  * Registering a known installId without proof of owning it: neither its current credential nor the enrollment
@@ -40,7 +49,51 @@ export class InstallIdTakenError extends Error {
   }
 }
 
-export type HeartbeatOutcome = IdentityDecision | { kind: 'unknown_provider' };
+/**
+ * Registering an installId whose provider the operator revoked. Revoked stays revoked: the install cannot come back
+ * under that identity, whatever it proves. Nothing was changed.
+ */
+export class ProviderRevokedError extends Error {
+  override name = 'ProviderRevokedError';
+  constructor(
+    readonly providerId: string,
+    readonly revokedAt: string,
+  ) {
+    super(`provider ${providerId} was revoked at ${revokedAt}`);
+  }
+}
+
+/** A WireGuard key that another live provider holds: two installs share one tunnel volume. Nothing was changed. */
+export class WireguardKeyInUseError extends Error {
+  override name = 'WireguardKeyInUseError';
+  constructor(readonly holderProviderId: string) {
+    super(`the WireGuard key is held by provider ${holderProviderId}`);
+  }
+}
+
+/** Every provider address of the overlay network is taken by a live provider. Nothing was changed. */
+export class OverlayFullError extends Error {
+  override name = 'OverlayFullError';
+  constructor(readonly network: string) {
+    super(`the overlay network ${network} has no free provider address`);
+  }
+}
+
+/** A provider's place on the overlay: its key and address, once it has both. */
+export interface OverlayPeer {
+  publicKey: string;
+  address: string;
+}
+
+export type HeartbeatOutcome =
+  | Extract<IdentityDecision, { kind: 'held' }>
+  | (Extract<IdentityDecision, { kind: 'accepted' }> & {
+      peer: OverlayPeer | null;
+      keyRotated: boolean;
+      addressMissing: boolean;
+    })
+  | { kind: 'unknown_provider' }
+  | { kind: 'key_in_use'; holderProviderId: string };
 
 export interface RegisterResult {
   providerId: string;
@@ -48,6 +101,22 @@ export interface RegisterResult {
   credential: string;
   /** True when this installId was seen for the first time. */
   created: boolean;
+  /** Null without a key, or without an overlay network to place it in. */
+  peer: OverlayPeer | null;
+}
+
+/** What the gateway last told the manager about itself. */
+export interface GatewayRecord {
+  publicKey: string;
+  endpoint: string;
+  routes: string[];
+  lastSyncAt: string;
+}
+
+/** The answer's peers, and the keyed providers left out because the overlay network is full. */
+export interface GatewaySyncResult {
+  peers: GatewayPeer[];
+  unaddressed: string[];
 }
 
 interface EnrollmentTokenRow {
@@ -86,6 +155,20 @@ interface ProviderRow {
   recent_errors: string | null;
   last_boot_id: string | null;
   enrollment_token_id: number | null;
+  wireguard_public_key: string | null;
+  overlay_address: string | null;
+  revoked_at: string | null;
+  /** JSON TunnelReport. */
+  tunnel_report: string | null;
+  /** JSON ProviderSummary['gatewayPeer']. */
+  gateway_peer: string | null;
+}
+
+interface GatewayRow {
+  public_key: string;
+  endpoint: string;
+  routes: string;
+  last_sync_at: string;
 }
 
 function tokenStatus(row: EnrollmentTokenRow, now: Date): EnrollmentTokenInfo['status'] {
@@ -145,6 +228,33 @@ function prepareStatements(db: Database.Database) {
          recent_errors = @recentErrors, last_boot_id = @bootId
        WHERE id = @id`,
     ),
+    providerLiveByKey: db.prepare<[string], { id: string }>(
+      'SELECT id FROM providers WHERE wireguard_public_key = ? AND revoked_at IS NULL',
+    ),
+    providerLiveAddresses: db.prepare<[], { id: string; overlay_address: string }>(
+      'SELECT id, overlay_address FROM providers WHERE overlay_address IS NOT NULL AND revoked_at IS NULL',
+    ),
+    providerLiveKeyed: db.prepare<[], ProviderRow>(
+      'SELECT * FROM providers WHERE wireguard_public_key IS NOT NULL AND revoked_at IS NULL ORDER BY registered_at, id',
+    ),
+    providerSetKey: db.prepare<[string | null, string]>(
+      'UPDATE providers SET wireguard_public_key = ?, gateway_peer = NULL WHERE id = ?',
+    ),
+    providerSetAddress: db.prepare<[string, string]>('UPDATE providers SET overlay_address = ? WHERE id = ?'),
+    providerSetTunnel: db.prepare<[string | null, string]>('UPDATE providers SET tunnel_report = ? WHERE id = ?'),
+    providerRevoke: db.prepare<[string, string]>(
+      'UPDATE providers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
+    ),
+    gatewayPeersClear: db.prepare('UPDATE providers SET gateway_peer = NULL WHERE gateway_peer IS NOT NULL'),
+    gatewayPeerSet: db.prepare<[string, string]>(
+      'UPDATE providers SET gateway_peer = ? WHERE wireguard_public_key = ? AND revoked_at IS NULL',
+    ),
+    gatewayGet: db.prepare<[], GatewayRow>('SELECT * FROM gateway WHERE id = 1'),
+    gatewaySet: db.prepare(
+      `INSERT INTO gateway (id, public_key, endpoint, routes, last_sync_at) VALUES (1, @publicKey, @endpoint, @routes, @now)
+       ON CONFLICT(id) DO UPDATE SET public_key = excluded.public_key, endpoint = excluded.endpoint,
+         routes = excluded.routes, last_sync_at = excluded.last_sync_at`,
+    ),
     settingGet: db.prepare<[string], { value: string }>('SELECT value FROM settings WHERE key = ?'),
     settingSet: db.prepare<[string, string]>(
       'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
@@ -165,8 +275,19 @@ export interface StoreOptions {
 export class Store {
   readonly db: Database.Database;
   private readonly st: ReturnType<typeof prepareStatements>;
-  private readonly registerTx: (req: RegisterRequest, enrollmentTokenId: number | null, now: Date) => RegisterResult;
-  private readonly heartbeatTx: (hb: HeartbeatRequest, intervalSeconds: number, now: Date) => HeartbeatOutcome;
+  private readonly registerTx: (
+    req: RegisterRequest,
+    enrollmentTokenId: number | null,
+    now: Date,
+    network: OverlayNetwork | null,
+  ) => RegisterResult;
+  private readonly heartbeatTx: (
+    hb: HeartbeatRequest,
+    intervalSeconds: number,
+    now: Date,
+    network: OverlayNetwork | null,
+  ) => HeartbeatOutcome;
+  private readonly gatewaySyncTx: (sync: GatewaySyncRequest, network: OverlayNetwork, now: Date) => GatewaySyncResult;
 
   constructor(file: string, options: StoreOptions = {}) {
     this.db = new Database(file, { fileMustExist: options.mustExist === true });
@@ -181,10 +302,13 @@ export class Store {
       throw err;
     }
     this.st = prepareStatements(this.db);
-    this.registerTx = this.db.transaction((req, enrollmentTokenId, now) =>
-      this.registerInTx(req, enrollmentTokenId, now),
+    this.registerTx = this.db.transaction((req, enrollmentTokenId, now, network) =>
+      this.registerInTx(req, enrollmentTokenId, now, network),
     );
-    this.heartbeatTx = this.db.transaction((hb, intervalSeconds, now) => this.heartbeatInTx(hb, intervalSeconds, now));
+    this.heartbeatTx = this.db.transaction((hb, intervalSeconds, now, network) =>
+      this.heartbeatInTx(hb, intervalSeconds, now, network),
+    );
+    this.gatewaySyncTx = this.db.transaction((sync, network, now) => this.gatewaySyncInTx(sync, network, now));
   }
 
   close(): void {
@@ -263,13 +387,27 @@ export class Store {
    * Every call issues a fresh credential and replaces the stored hash of the previous one. A known installId needs
    * proof (`req.currentCredential` is its current credential, or `enrollmentTokenId` registered it last), else
    * InstallIdTakenError: knowing an installId and holding some enrollment token must not be enough to take a
-   * provider over.
+   * provider over. A revoked provider's installId is refused even with proof (ProviderRevokedError).
+   *
+   * The WireGuard key is the request's: registering without one (the tunnel was removed) forgets the stored key.
+   * With a key and an overlay `network`, the provider gets its overlay address: the one it holds, else the lowest
+   * free one (OverlayFullError when there is none). A key held by another live provider: WireguardKeyInUseError.
    */
-  register(req: RegisterRequest, enrollmentTokenId: number | null, now: Date = new Date()): RegisterResult {
-    return this.registerTx(req, enrollmentTokenId, now);
+  register(
+    req: RegisterRequest,
+    enrollmentTokenId: number | null,
+    now: Date = new Date(),
+    network: OverlayNetwork | null = null,
+  ): RegisterResult {
+    return this.registerTx(req, enrollmentTokenId, now, network);
   }
 
-  private registerInTx(req: RegisterRequest, enrollmentTokenId: number | null, now: Date): RegisterResult {
+  private registerInTx(
+    req: RegisterRequest,
+    enrollmentTokenId: number | null,
+    now: Date,
+    network: OverlayNetwork | null,
+  ): RegisterResult {
     const credential = generateSecret();
     const params = {
       credentialHash: hashSecret(credential),
@@ -291,20 +429,67 @@ export class Store {
       const holdsCredential =
         req.currentCredential !== undefined && hashesEqual(existing.credential_hash, hashSecret(req.currentCredential));
       if (!sameToken && !holdsCredential) throw new InstallIdTakenError(existing.id);
-      this.st.providerReregister.run({ ...params, id: existing.id });
-      return { providerId: existing.id, credential, created: false };
+      if (existing.revoked_at !== null) throw new ProviderRevokedError(existing.id, existing.revoked_at);
     }
-    let id = generateProviderId();
-    while (this.st.providerById.get(id)) id = generateProviderId();
-    this.st.providerInsert.run({ ...params, id, installId: req.installId });
-    return { providerId: id, credential, created: true };
+    const key = req.wireguardPublicKey ?? null;
+    if (key !== null) {
+      const holder = this.st.providerLiveByKey.get(key);
+      if (holder && holder.id !== existing?.id) throw new WireguardKeyInUseError(holder.id);
+    }
+    let id = existing?.id;
+    if (id === undefined) {
+      id = generateProviderId();
+      while (this.st.providerById.get(id)) id = generateProviderId();
+      this.st.providerInsert.run({ ...params, id, installId: req.installId });
+    } else {
+      this.st.providerReregister.run({ ...params, id });
+    }
+    if (key !== existing?.wireguard_public_key) this.st.providerSetKey.run(key, id);
+    const address = key === null || network === null ? null : this.ensureAddress(id, network);
+    if (key !== null && network !== null && address === null) throw new OverlayFullError(network.cidr);
+    return {
+      providerId: id,
+      credential,
+      created: existing === undefined,
+      peer: key === null || address === null ? null : { publicKey: key, address },
+    };
   }
 
-  /** 'unknown_provider' when no such provider exists, 'rejected' when the credential is not its current one. */
+  /**
+   * The provider's overlay address in `network`: the one it holds when that is still a provider address of the
+   * network, else the lowest free one, stored. Null when the network is full.
+   */
+  private ensureAddress(providerId: string, network: OverlayNetwork): string | null {
+    const live = this.st.providerLiveAddresses.all();
+    const held = live.find((row) => row.id === providerId)?.overlay_address;
+    if (held !== undefined && isProviderAddress(network, held)) return held;
+    const taken = live
+      .filter((row) => row.id !== providerId && isProviderAddress(network, row.overlay_address))
+      .map((row) => row.overlay_address);
+    const address = lowestFreeAddress(network, taken);
+    if (address !== null) this.st.providerSetAddress.run(address, providerId);
+    return address;
+  }
+
+  /**
+   * 'unknown_provider' when no such provider exists, 'rejected' when the credential is not its current one, and
+   * `{ revokedAt }` when it is but the operator revoked the provider.
+   */
   checkCredential(providerId: string, credential: string): CredentialCheck {
     const row = this.st.providerById.get(providerId);
     if (!row) return 'unknown_provider';
-    return hashesEqual(row.credential_hash, hashSecret(credential)) ? 'ok' : 'rejected';
+    if (!hashesEqual(row.credential_hash, hashSecret(credential))) return 'rejected';
+    return row.revoked_at === null ? 'ok' : { revokedAt: row.revoked_at };
+  }
+
+  /**
+   * Revokes a provider: its heartbeats are refused from now on, the gateway drops its peer on its next sync, and
+   * its installId cannot register again. Revoking twice keeps the first time. False when there is no such provider.
+   */
+  revokeProvider(providerId: string, now: Date = new Date()): boolean {
+    if (!this.st.providerById.get(providerId)) return false;
+    this.st.providerRevoke.run(now.toISOString(), providerId);
+    return true;
   }
 
   /** Stores the fields of a heartbeat and counts it. Returns false when the provider does not exist. */
@@ -328,12 +513,27 @@ export class Store {
   /**
    * A heartbeat under the identity lease, decided and stored in one transaction: accepted (and recorded, its boot
    * now holding the lease) or `held` by another boot, or the provider does not exist.
+   *
+   * An accepted heartbeat stores its tunnel report. A `wireguardPublicKey` other than the stored one replaces it
+   * (key rotation: the tunnel volume was replaced), unless another live provider holds it (`key_in_use`, nothing
+   * stored); a heartbeat without one keeps the stored key. With an overlay `network`, a keyed provider without an
+   * address gets one; `addressMissing` says the network was full.
    */
-  acceptHeartbeat(hb: HeartbeatRequest, heartbeatIntervalSeconds: number, now: Date = new Date()): HeartbeatOutcome {
-    return this.heartbeatTx(hb, heartbeatIntervalSeconds, now);
+  acceptHeartbeat(
+    hb: HeartbeatRequest,
+    heartbeatIntervalSeconds: number,
+    now: Date = new Date(),
+    network: OverlayNetwork | null = null,
+  ): HeartbeatOutcome {
+    return this.heartbeatTx(hb, heartbeatIntervalSeconds, now, network);
   }
 
-  private heartbeatInTx(hb: HeartbeatRequest, intervalSeconds: number, now: Date): HeartbeatOutcome {
+  private heartbeatInTx(
+    hb: HeartbeatRequest,
+    intervalSeconds: number,
+    now: Date,
+    network: OverlayNetwork | null,
+  ): HeartbeatOutcome {
     const row = this.st.providerById.get(hb.providerId);
     if (!row) return { kind: 'unknown_provider' };
     const decision = decideIdentity(
@@ -342,8 +542,71 @@ export class Store {
       intervalSeconds,
       now,
     );
-    if (decision.kind === 'accepted') this.recordHeartbeat(hb, now);
-    return decision;
+    if (decision.kind === 'held') return decision;
+    const key = hb.wireguardPublicKey ?? row.wireguard_public_key;
+    const keyRotated = key !== row.wireguard_public_key;
+    if (key !== null && keyRotated) {
+      const holder = this.st.providerLiveByKey.get(key);
+      if (holder && holder.id !== row.id) return { kind: 'key_in_use', holderProviderId: holder.id };
+      this.st.providerSetKey.run(key, row.id);
+    }
+    this.recordHeartbeat(hb, now);
+    this.st.providerSetTunnel.run(hb.tunnel === undefined ? null : JSON.stringify(hb.tunnel), row.id);
+    const address = key === null || network === null ? null : this.ensureAddress(row.id, network);
+    return {
+      ...decision,
+      peer: key === null || address === null ? null : { publicKey: key, address },
+      keyRotated,
+      addressMissing: key !== null && network !== null && address === null,
+    };
+  }
+
+  // --- the gateway -------------------------------------------------------------------------------------------
+
+  /**
+   * One sync of the gateway, in one transaction: stores what it said about itself and about each peer (a peer it
+   * did not report has no gateway view), gives keyed live providers without an address in `network` one, and
+   * returns the peers to admit: exactly the live providers with a key and an address.
+   */
+  syncGateway(sync: GatewaySyncRequest, network: OverlayNetwork, now: Date = new Date()): GatewaySyncResult {
+    return this.gatewaySyncTx(sync, network, now);
+  }
+
+  private gatewaySyncInTx(sync: GatewaySyncRequest, network: OverlayNetwork, now: Date): GatewaySyncResult {
+    this.st.gatewaySet.run({
+      publicKey: sync.publicKey,
+      endpoint: sync.endpoint,
+      routes: JSON.stringify(sync.routes),
+      now: now.toISOString(),
+    });
+    this.st.gatewayPeersClear.run();
+    for (const peer of sync.peers) {
+      const view = { lastHandshakeAt: peer.lastHandshakeAt, rxBytes: peer.rxBytes, txBytes: peer.txBytes };
+      this.st.gatewayPeerSet.run(JSON.stringify(view), peer.publicKey);
+    }
+    const peers: GatewayPeer[] = [];
+    const unaddressed: string[] = [];
+    for (const row of this.st.providerLiveKeyed.all()) {
+      const held = row.overlay_address;
+      // Only a provider that got its key while no gateway was configured (or the network changed) lacks one.
+      const address = held !== null && isProviderAddress(network, held) ? held : this.ensureAddress(row.id, network);
+      if (address === null) unaddressed.push(row.id);
+      else if (row.wireguard_public_key !== null)
+        peers.push({ providerId: row.id, publicKey: row.wireguard_public_key, address });
+    }
+    return { peers, unaddressed };
+  }
+
+  /** What the gateway said at its last sync, or null when it never synced. */
+  getGateway(): GatewayRecord | null {
+    const row = this.st.gatewayGet.get();
+    if (!row) return null;
+    return {
+      publicKey: row.public_key,
+      endpoint: row.endpoint,
+      routes: JSON.parse(row.routes) as string[],
+      lastSyncAt: row.last_sync_at,
+    };
   }
 
   listProviders(heartbeatIntervalSeconds: number, now: Date = new Date()): ProviderSummary[] {
@@ -401,5 +664,9 @@ function summarize(row: ProviderRow, heartbeatIntervalSeconds: number, now: Date
     cpuPercent: row.last_cpu_percent,
     memoryBytesUsed: row.last_memory_bytes,
     health: deriveHealth(lastHeartbeatAt, lastState, heartbeatIntervalSeconds, now),
+    revokedAt: row.revoked_at,
+    overlayAddress: row.overlay_address,
+    tunnel: row.tunnel_report === null ? null : (JSON.parse(row.tunnel_report) as TunnelReport),
+    gatewayPeer: row.gateway_peer === null ? null : (JSON.parse(row.gateway_peer) as ProviderSummary['gatewayPeer']),
   };
 }

@@ -20,6 +20,11 @@ export function hashesEqual(a: string, b: string): boolean {
   return left.length === right.length && left.length > 0 && timingSafeEqual(left, right);
 }
 
+/** Constant-time comparison of two secrets in clear (configured ones, never stored): compares their hashes. */
+export function secretsEqual(given: string, expected: string): boolean {
+  return hashesEqual(hashSecret(given), hashSecret(expected));
+}
+
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
 /** `prv-` followed by 12 lowercase base32 characters (60 random bits); matches protocol's ProviderId. */

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { ErrorBody, RegisterResponse } from '@ray-agent/protocol';
 import { expect } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { validateAgainstOpenApi } from '../src/openapi-check.js';
+import { type OverlayNetwork, parseOverlayNetwork } from '../src/overlay-network.js';
 import type { RateLimits } from '../src/rate-limits.js';
 import { buildServer } from '../src/server.js';
 import { Store } from '../src/store.js';
@@ -156,10 +158,24 @@ export const NO_RATE_LIMITS: RateLimits = {
   registerPerInstall: { max: 0, windowSeconds: 3600 },
   heartbeatPerClient: { max: 0, windowSeconds: 60 },
   heartbeatPerProvider: { max: 0, windowSeconds: 60 },
+  gatewaySyncPerClient: { max: 0, windowSeconds: 60 },
 };
 
 export const ENROLLMENT_TOKEN = 'test-enrollment-token-0123456789abcdef';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+export const GATEWAY_TOKEN = 'test-gateway-token-0123456789abcdef';
+
+/** A real WireGuard public key: the X25519 public key of a fresh pair, base64, as `wg pubkey` prints it. */
+export function wireguardKey(): string {
+  const der = generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' });
+  return der.subarray(der.length - 32).toString('base64');
+}
+
+export function overlayNetwork(cidr: string): OverlayNetwork {
+  const network = parseOverlayNetwork(cidr);
+  if ('problem' in network) throw new Error(network.problem);
+  return network;
+}
 
 export interface TestServer {
   url: string;
@@ -187,7 +203,15 @@ export interface TestServer {
 
 /** The real server, in-process, with real TLS on 127.0.0.1 and an ephemeral port. */
 export async function startTestServer(
-  options: { heartbeatIntervalSeconds?: number; dir?: string; rateLimits?: RateLimits } = {},
+  options: {
+    heartbeatIntervalSeconds?: number;
+    dir?: string;
+    rateLimits?: RateLimits;
+    /** A gateway with GATEWAY_TOKEN on this overlay network (CIDR); none when absent. */
+    overlayNetwork?: string;
+    gcsPort?: number;
+    rayAuthToken?: string;
+  } = {},
 ): Promise<TestServer> {
   const tmp = options.dir === undefined ? tempDir() : { dir: options.dir, remove: () => undefined };
   const tls = makeTls(tmp.dir);
@@ -204,6 +228,16 @@ export async function startTestServer(
     ...(options.rateLimits === undefined ? {} : { rateLimits: options.rateLimits }),
     logger: createLogger({ destination: logs }),
     now: () => clock.now,
+    ...(options.overlayNetwork === undefined
+      ? {}
+      : {
+          gateway: {
+            token: GATEWAY_TOKEN,
+            network: overlayNetwork(options.overlayNetwork),
+            gcsPort: options.gcsPort ?? 6379,
+          },
+        }),
+    ...(options.rayAuthToken === undefined ? {} : { rayAuthToken: options.rayAuthToken }),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS, type Migration, migrate, SCHEMA_VERSION } from '../src/migrations.js';
 import { Store } from '../src/store.js';
 import { hashSecret } from '../src/tokens.js';
-import { BOOT_ID, heartbeatBody, tempDir } from './helpers.js';
+import { BOOT_ID, heartbeatBody, overlayNetwork, registerBody, tempDir, wireguardKey } from './helpers.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let file: string;
@@ -74,6 +74,16 @@ function snapshot(db: Database.Database): unknown {
   };
 }
 
+/** A version 2 file, as the manager before the overlay left it: version 1 plus last_boot_id. */
+function writeV2File(): void {
+  writeV1File();
+  const db = new Database(file);
+  db.exec(
+    "ALTER TABLE providers ADD COLUMN last_boot_id TEXT; UPDATE providers SET last_boot_id = 'b0b0b0b0-0000-4000-8000-000000000000'; PRAGMA user_version = 2;",
+  );
+  db.close();
+}
+
 describe('schema migrations', () => {
   it('are numbered 1, 2, ... in order, each with a description', () => {
     expect(MIGRATIONS.map((m) => m.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
@@ -109,6 +119,64 @@ describe('schema migrations', () => {
     const raw = new Database(file, { readonly: true });
     expect(raw.prepare('SELECT last_boot_id FROM providers').get()).toEqual({ last_boot_id: BOOT_ID });
     raw.close();
+  });
+
+  it('bring a version 2 file to the overlay schema: no key, no address, not revoked, no gateway yet', () => {
+    writeV2File();
+    const store = new Store(file);
+    expect(store.db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    expect(store.getProvider('prv-v1v1v1v1v1v1', 10, new Date('2026-01-02T00:05:10.000Z'))).toMatchObject({
+      hostname: 'old-host',
+      heartbeats: 41,
+      health: 'healthy',
+      revokedAt: null,
+      overlayAddress: null,
+      tunnel: null,
+      gatewayPeer: null,
+    });
+    expect(store.getGateway()).toBeNull();
+    expect(store.checkCredential('prv-v1v1v1v1v1v1', CREDENTIAL)).toBe('ok');
+    // The old provider registers again with a key and gets the first provider address.
+    const key = wireguardKey();
+    const again = store.register(
+      {
+        ...(registerBody() as Parameters<Store['register']>[0]),
+        currentCredential: CREDENTIAL,
+        wireguardPublicKey: key,
+      },
+      null,
+      new Date(),
+      overlayNetwork('100.96.0.0/16'),
+    );
+    expect(again).toMatchObject({
+      providerId: 'prv-v1v1v1v1v1v1',
+      created: false,
+      peer: { publicKey: key, address: '100.96.0.2' },
+    });
+    // The database itself refuses a second live provider with that key or that address; a revoked one may share them.
+    let copies = 0;
+    const copy = (what: { key: boolean; address: boolean }, revokedAt: string | null) => {
+      copies += 1;
+      store.db
+        .prepare(
+          `INSERT INTO providers (id, install_id, credential_hash, hostname, ip_address, cpu_cores, memory_bytes,
+             limit_cpus, limit_memory_bytes, version_agent, version_ray, version_python, registered_at,
+             last_registered_at, wireguard_public_key, overlay_address, revoked_at)
+           SELECT ?, ?, credential_hash, hostname, ip_address, cpu_cores, memory_bytes, limit_cpus, limit_memory_bytes,
+             version_agent, version_ray, version_python, registered_at, last_registered_at,
+             CASE WHEN ? THEN wireguard_public_key END, CASE WHEN ? THEN overlay_address END, ?
+           FROM providers WHERE id = 'prv-v1v1v1v1v1v1'`,
+        )
+        .run(`prv-copy-${copies}`, crypto.randomUUID(), Number(what.key), Number(what.address), revokedAt);
+    };
+    expect(() => copy({ key: true, address: false }, null)).toThrow(
+      'UNIQUE constraint failed: providers.wireguard_public_key',
+    );
+    expect(() => copy({ key: false, address: true }, null)).toThrow(
+      'UNIQUE constraint failed: providers.overlay_address',
+    );
+    expect(() => copy({ key: true, address: true }, '2026-01-03T00:00:00.000Z')).not.toThrow();
+    store.close();
   });
 
   it('are a no-op the second time', () => {

@@ -17,7 +17,15 @@ describe('manager/openapi.json', () => {
     };
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual(
-      ['/api/heartbeat', '/api/providers', '/api/providers/{id}', '/api/register', '/healthz'].sort(),
+      [
+        '/api/gateway/sync',
+        '/api/heartbeat',
+        '/api/providers',
+        '/api/providers/{id}',
+        '/api/providers/{id}/revoke',
+        '/api/register',
+        '/healthz',
+      ].sort(),
     );
     for (const name of [
       'RegisterRequest',
@@ -27,6 +35,8 @@ describe('manager/openapi.json', () => {
       'ProviderSummary',
       'ProviderList',
       'ErrorBody',
+      'GatewaySyncRequest',
+      'GatewaySyncResponse',
     ]) {
       expect(doc.components.schemas).toHaveProperty(name);
     }

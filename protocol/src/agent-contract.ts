@@ -17,6 +17,8 @@ export const ExitCode = {
   tmpUnwritable: 6,
   /** The manager refused registration for another reason than the token: its TLS certificate, a 4xx. */
   registrationFailed: 7,
+  /** The tunnel container restarted and took the network namespace this agent ran in: restart into the new one. */
+  tunnelNamespaceGone: 8,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

@@ -2,6 +2,7 @@ export * from './agent-contract.js';
 export * from './agent-state.js';
 export * from './common.js';
 export * from './ipc.js';
+export * from './overlay.js';
 export * from './provider-api.js';
 export * from './settings.js';
 export * from './status.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AgentState, RayNodeState } from './agent-state.js';
 import { Limits, Sentence, Timestamp, Versions } from './common.js';
+import { ClusterAccess, TunnelReport, WireguardKey } from './overlay.js';
 
 /** Provider IDs are chosen by the manager; the agent only checks they are safe to put in a Ray label. */
 export const ProviderId = z
@@ -14,7 +15,8 @@ export const ProviderCredential = z.string().min(32).max(256);
  * POST /api/register, authorized by the enrollment token. Idempotent per installId. Registering an installId the
  * manager already knows issues a new credential only with proof: `currentCredential` is that provider's current
  * credential, or the enrollment token is the one that registered it last (a retry after a lost answer).
- * Otherwise the answer is 409 `install_id_taken`.
+ * Otherwise the answer is 409 `install_id_taken`. A provider the operator revoked stays revoked: its installId gets
+ * 409 `install_id_taken` whatever it proves (a machine let in again needs a new state volume, so a new installId).
  */
 export const RegisterRequest = z.object({
   installId: z.uuid(),
@@ -26,6 +28,8 @@ export const RegisterRequest = z.object({
   limits: Limits,
   /** The credential this agent holds for its provider, sent when it registers again. */
   currentCredential: ProviderCredential.optional(),
+  /** The public key of this provider's tunnel container; without it the manager answers direct mode. */
+  wireguardPublicKey: WireguardKey.optional(),
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
@@ -35,6 +39,8 @@ export const RegisterResponse = z.object({
   credential: ProviderCredential,
   heartbeatIntervalSeconds: z.number().int().min(1).max(3600),
   serverTime: Timestamp,
+  /** How to join: over the overlay or directly, with Ray's token or without. Absent from managers before the overlay. */
+  cluster: ClusterAccess.optional(),
 });
 export type RegisterResponse = z.infer<typeof RegisterResponse>;
 
@@ -53,6 +59,9 @@ export const HeartbeatRequest = z.object({
   activeTasks: z.number().int().nonnegative(),
   recentErrors: z.array(Sentence).max(5),
   sentAt: Timestamp,
+  /** The tunnel container's public key now: a new one (the tunnel volume was replaced) rotates the key. */
+  wireguardPublicKey: WireguardKey.optional(),
+  tunnel: TunnelReport.optional(),
 });
 export type HeartbeatRequest = z.infer<typeof HeartbeatRequest>;
 
@@ -82,10 +91,18 @@ export const ApiErrorCode = {
   unknownProvider: 'unknown_provider',
   /** 409 on heartbeat, with Retry-After: another boot holds the identity lease. */
   identityInUse: 'identity_in_use',
-  /** 409 on register: the installId is registered and the request brought no proof of owning it. */
+  /** 409 on register: the installId is registered and the request brought no proof of owning it, or was revoked. */
   installIdTaken: 'install_id_taken',
   /** 429, with Retry-After. */
   rateLimited: 'rate_limited',
+  /** 401 on gateway sync: the gateway token is missing or wrong. */
+  gatewayTokenRejected: 'gateway_token_rejected',
+  /** 404 on gateway sync: this manager runs without a gateway (no --gateway-token-file). */
+  noGateway: 'no_gateway',
+  /** 409 on register or heartbeat: another live provider holds this WireGuard key (two installs share a tunnel volume). */
+  wireguardKeyInUse: 'wireguard_key_in_use',
+  /** 503 on register: every address of the overlay network is taken; the operator must widen it or revoke providers. */
+  overlayFull: 'overlay_full',
 } as const;
 export type ApiErrorCode = (typeof ApiErrorCode)[keyof typeof ApiErrorCode];
 
@@ -93,6 +110,8 @@ export const HeartbeatResponse = z.object({
   ok: z.literal(true),
   heartbeatIntervalSeconds: z.number().int().min(1).max(3600),
   serverTime: Timestamp,
+  /** The current way in, on every answer: a moved gateway, a new gateway key or a new Ray token reach the agent. */
+  cluster: ClusterAccess.optional(),
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 
@@ -117,6 +136,14 @@ export const ProviderSummary = z.object({
   cpuPercent: z.number().nullable(),
   memoryBytesUsed: z.number().int().nullable(),
   health: ProviderHealth,
+  /** Set once the provider was revoked (`providers revoke`): its credential and its overlay peer are gone. */
+  revokedAt: Timestamp.nullable(),
+  /** The overlay address the provider holds (kept once given, also while it runs directly), or null: it never had one. */
+  overlayAddress: z.string().nullable(),
+  /** The tunnel as the agent last reported it, or null (direct mode or an older agent). */
+  tunnel: TunnelReport.nullable(),
+  /** The gateway's own view of this provider's peer, or null when the gateway has not seen it. */
+  gatewayPeer: z.object({ lastHandshakeAt: Timestamp.nullable(), rxBytes: z.number(), txBytes: z.number() }).nullable(),
 });
 export type ProviderSummary = z.infer<typeof ProviderSummary>;
 

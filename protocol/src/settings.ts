@@ -38,7 +38,7 @@ export const ImageName = z
  * The settings file's format version. Bumped with every change of meaning, and each bump adds its step to
  * SETTINGS_MIGRATIONS, so a file an older app wrote is migrated, never reset.
  */
-export const SETTINGS_VERSION = 2;
+export const SETTINGS_VERSION = 3;
 
 export const Settings = z.object({
   version: z.literal(SETTINGS_VERSION),
@@ -62,6 +62,12 @@ export const Settings = z.object({
   /** On quit: drain and stop the agent, or leave it contributing in the background. */
   onQuit: z.enum(['stop', 'leave-running']),
   statusPort: z.number().int().min(1024, 'must be 1024-65535, e.g. 8765').max(65535, 'must be 1024-65535, e.g. 8765'),
+  /**
+   * `overlay`: the agent runs beside a tunnel container and joins the cluster over its WireGuard overlay when the
+   * manager offers a gateway (directly when it offers none). `direct`: no tunnel container; Ray's ports must be
+   * reachable from the cluster some other way (a LAN, a VPN of one's own).
+   */
+  network: z.enum(['overlay', 'direct'], { error: () => 'must be overlay or direct, e.g. overlay' }),
 });
 export type Settings = z.infer<typeof Settings>;
 
@@ -76,6 +82,7 @@ export const DEFAULT_SETTINGS: Settings = {
   startAtLogin: false,
   onQuit: 'stop',
   statusPort: 8765,
+  network: 'overlay',
 };
 
 /** A settings file's contents as JSON, before it is known to be valid. */
@@ -92,6 +99,9 @@ export const SETTINGS_MIGRATIONS: Readonly<Record<number, (old: StoredSettings) 
     version: 2,
     cpus: typeof old.cpus === 'number' && Number.isFinite(old.cpus) ? Math.max(1, Math.floor(old.cpus)) : old.cpus,
   }),
+  // v3 added the tunnel pair: an existing installation gets it too (the agent joins directly while the manager
+  // offers no gateway, as before).
+  2: (old) => ({ ...old, version: 3, network: old.network ?? 'overlay' }),
 };
 
 /** The version a file says it has: files from before versions were written count as 1; null when it is no version. */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { AgentState, RayNodeState } from './agent-state.js';
 import { Sentence, Timestamp } from './common.js';
+import { TunnelReport } from './overlay.js';
 
 export const RegistrationState = z.enum([
   'unregistered',
@@ -73,6 +74,8 @@ export const StatusDocument = z.object({
     /** Where the object store lives: /dev/shm, or /tmp when /dev/shm is too small (slower, still in the limit). */
     objectStoreIn: ObjectStoreLocation.optional(),
   }),
+  /** The WireGuard tunnel to the cluster's gateway; `state: off` in direct mode. Optional: older agents lack it. */
+  tunnel: TunnelReport.optional(),
   usage: z.object({ cpuPercent: z.number().min(0), memoryBytes: z.number().int().nonnegative() }),
   warnings: z.array(Sentence).max(20),
   lastError: z.object({ code: z.string(), message: Sentence, at: Timestamp }).nullable(),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TunnelState } from './overlay.js';
 
 /**
  * What the tray and the window show: one view of the agent, derived from the container's state and its status
@@ -46,6 +47,18 @@ export const StatusView = z.object({
     })
     .nullable(),
   agentVersion: z.string().nullable(),
+  /**
+   * The tunnel in one line ("Tunnel: up, handshake 12 s ago, …"), and what is wrong with it when something is.
+   * Null in direct mode or when nothing is known yet. Optional: a view from an older controller lacks it.
+   */
+  tunnel: z
+    .object({
+      state: TunnelState,
+      line: z.string(),
+      problem: z.string().nullable(),
+    })
+    .nullable()
+    .optional(),
   updatedAt: z.string(),
 });
 export type StatusView = z.infer<typeof StatusView>;

@@ -20,10 +20,14 @@ const FIELDS = [
   'startAtLogin',
   'onQuit',
   'statusPort',
+  'network',
 ] as const;
 type Field = (typeof FIELDS)[number];
 
 const input = (field: Field) => byTestId<HTMLInputElement>(`input-${field}`);
+/** The fields that are a <select>, not an <input>. */
+const SELECTS: ReadonlySet<Field> = new Set(['onQuit', 'network']);
+const control = (field: Field): HTMLElement => (SELECTS.has(field) ? byTestId(`input-${field}`) : input(field));
 
 /**
  * The settings form. Values are checked by the main process (`settings:save` validates the whole with the
@@ -64,6 +68,7 @@ export class SettingsPage {
     input('startAtLogin').checked = settings.startAtLogin;
     byTestId<HTMLSelectElement>('input-onQuit').value = settings.onQuit;
     input('statusPort').value = String(settings.statusPort);
+    byTestId<HTMLSelectElement>('input-network').value = settings.network;
     this.#renderSliderValues();
   }
 
@@ -124,6 +129,7 @@ export class SettingsPage {
       startAtLogin: input('startAtLogin').checked,
       onQuit: byTestId<HTMLSelectElement>('input-onQuit').value as Settings['onQuit'],
       statusPort: number(input('statusPort').value),
+      network: byTestId<HTMLSelectElement>('input-network').value as Settings['network'],
     };
   }
 
@@ -134,9 +140,8 @@ export class SettingsPage {
   #fieldError(field: Field, message: string | null): void {
     setText(`error-${field}`, message ? sentence(message) : '');
     show(`error-${field}`, message !== null);
-    const control = field === 'onQuit' ? byTestId('input-onQuit') : input(field);
-    if (message) control.setAttribute('aria-invalid', 'true');
-    else control.removeAttribute('aria-invalid');
+    if (message) control(field).setAttribute('aria-invalid', 'true');
+    else control(field).removeAttribute('aria-invalid');
   }
 
   #showErrors(errors: SettingsErrors): string[] {
@@ -146,7 +151,7 @@ export class SettingsPage {
       if (!message) continue;
       if ((FIELDS as readonly string[]).includes(key)) {
         this.#fieldError(key as Field, message);
-        first ??= key === 'onQuit' ? byTestId('input-onQuit') : input(key as Field);
+        first ??= control(key as Field);
       } else {
         unplaced.push(sentence(message));
       }

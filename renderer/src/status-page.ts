@@ -41,6 +41,9 @@ export class StatusPage {
     setText('task-count', String(view.runningTasks));
     setText('task-label', view.runningTasks === 1 ? 'task running' : 'tasks running');
     setText('limits', limitsText(view.limits));
+    const tunnel = byTestId('tunnel');
+    tunnel.textContent = view.tunnel ? view.tunnel.line.replace(/^Tunnel: /, '') : '—';
+    tunnel.classList.toggle('bad', Boolean(view.tunnel?.problem));
     setText('agent-version', view.agentVersion ?? '—');
     setText('updated-at', formatClock(view.updatedAt));
     this.#renderToggle();

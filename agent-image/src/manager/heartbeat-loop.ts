@@ -1,4 +1,4 @@
-import type { HeartbeatRequest } from '@ray-agent/protocol';
+import type { ClusterAccess, HeartbeatRequest } from '@ray-agent/protocol';
 import type { Logger } from '../log.js';
 import type { StatusModel } from '../status/status-model.js';
 import { Backoff, sleep } from '../supervisor/backoff.js';
@@ -13,7 +13,8 @@ export type HeartbeatStop =
  * Sends a heartbeat every interval. Failures back off (capped at 60 s, honouring a capped Retry-After) while Ray
  * keeps running; the first success resets the backoff. A rejected credential, an unknown provider or an identity
  * held by another boot ends the loop so the supervisor can act on it, never retrying in a hot loop. `onAnswer`
- * runs after every other attempt: accepted, or failed in a way worth retrying (the manager down or overloaded).
+ * runs after every other attempt: accepted (with the answer's ClusterAccess, absent from managers before the
+ * overlay), or failed in a way worth retrying (the manager down or overloaded).
  */
 export async function runHeartbeats(
   client: ManagerClient,
@@ -24,7 +25,7 @@ export async function runHeartbeats(
   log: Logger,
   signal: AbortSignal,
   backoff = new Backoff(2_000, 60_000),
-  onAnswer: (accepted: boolean) => void = () => {},
+  onAnswer: (accepted: boolean, cluster?: ClusterAccess) => void = () => {},
 ): Promise<HeartbeatStop> {
   const beat = model.heartbeat;
   let wait = 0;
@@ -56,7 +57,7 @@ export async function runHeartbeats(
       model.clearError('heartbeat_failing');
       backoff.reset();
       wait = answer.heartbeatIntervalSeconds * 1000;
-      onAnswer(true);
+      onAnswer(true, answer.cluster);
     } catch (error) {
       if (signal.aborted) break;
       if (!(error instanceof ManagerError)) throw error;

@@ -1,4 +1,4 @@
-import type { RegisterRequest } from '@ray-agent/protocol';
+import type { ClusterAccess, RegisterRequest } from '@ray-agent/protocol';
 import type { Logger } from '../log.js';
 import type { Credentials, StateStore, TokenFileOutcome } from '../state/state-store.js';
 import { Backoff, sleep } from '../supervisor/backoff.js';
@@ -25,6 +25,8 @@ export interface RegisterOptions {
    * it: another manager must not learn it.
    */
   current?: Pick<Credentials, 'credential' | 'managerBase'> | undefined;
+  /** The way into the cluster the answer carries (undefined from a manager before the overlay); after the save. */
+  onCluster?: (cluster: ClusterAccess | undefined) => void;
 }
 
 /**
@@ -57,6 +59,7 @@ export async function register(
         registeredAt: new Date().toISOString(),
       };
       store.saveCredentials(credentials);
+      options.onCluster?.(answer.cluster);
       log.info({ providerId: answer.providerId, attempts: backoff.attempts + 1 }, 'registered with the manager');
       logTokenFile(store.forgetEnrollmentToken(), log);
       return credentials;

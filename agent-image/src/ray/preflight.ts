@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import type { GcsAddress } from '../config/ray-head.js';
 import { formatGcsAddress } from '../config/ray-head.js';
+import { rayAuthEnvironment } from './auth-environment.js';
 
 const ClusterInfo = z.object({
   status: z.enum(['ok', 'unreachable']),
@@ -24,13 +25,22 @@ export type Preflight =
 
 const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'cluster_info.py');
 
-/** Asks the head's GCS for the cluster's Ray and Python versions and compares them with ours. */
-export async function preflightCluster(python: string, gcs: GcsAddress, timeoutSeconds: number): Promise<Preflight> {
+/**
+ * Asks the head's GCS for the cluster's Ray and Python versions and compares them with ours. A cluster with Ray's
+ * token authentication answers only with the token: `rayAuthTokenFile` names it, as for the node.
+ */
+export async function preflightCluster(
+  python: string,
+  gcs: GcsAddress,
+  timeoutSeconds: number,
+  rayAuthTokenFile?: string,
+): Promise<Preflight> {
+  const env = rayAuthEnvironment({ ...process.env, RAY_USAGE_STATS_ENABLED: '0' }, rayAuthTokenFile);
   const output = await new Promise<string>((resolve, reject) => {
     execFile(
       python,
       [SCRIPT, formatGcsAddress(gcs), String(timeoutSeconds)],
-      { timeout: (timeoutSeconds + 20) * 1000, env: { ...process.env, RAY_USAGE_STATS_ENABLED: '0' } },
+      { timeout: (timeoutSeconds + 20) * 1000, env },
       (error, stdout, stderr) => (error ? reject(new Error(lastLine(stderr) || error.message)) : resolve(stdout)),
     );
   }).catch((error: Error) =>

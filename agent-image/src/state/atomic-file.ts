@@ -1,4 +1,4 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /**
@@ -10,6 +10,8 @@ export function writeFileAtomic(path: string, content: string, mode = 0o600): vo
   try {
     const fd = openSync(temp, 'w', mode);
     try {
+      // The process's umask must not narrow (or, for a 0644 file another user reads, break) the mode asked for.
+      fchmodSync(fd, mode);
       writeSync(fd, content);
       fsyncSync(fd);
     } finally {

@@ -47,5 +47,22 @@ export function createMetrics(model: StatusModel): Registry {
   gauge('ray_agent_registered', '1 when registered with the manager.', (g) =>
     g.set(model.registration.state === 'registered' ? 1 : 0),
   );
+  gauge('ray_agent_tunnel_up', '1 when the WireGuard tunnel to the cluster is up (0 when down or off).', (g) =>
+    g.set(model.tunnel?.state === 'up' ? 1 : 0),
+  );
+  gauge(
+    'ray_agent_tunnel_last_handshake_age_seconds',
+    'Seconds since the last WireGuard handshake with the gateway (-1 = none).',
+    (g) => {
+      const at = model.tunnel?.lastHandshakeAt;
+      g.set(at ? Math.max(0, (Date.now() - Date.parse(at)) / 1000) : -1);
+    },
+  );
+  gauge('ray_agent_tunnel_received_bytes', 'Bytes received through the tunnel since it was configured.', (g) =>
+    g.set(model.tunnel?.rxBytes ?? 0),
+  );
+  gauge('ray_agent_tunnel_sent_bytes', 'Bytes sent through the tunnel since it was configured.', (g) =>
+    g.set(model.tunnel?.txBytes ?? 0),
+  );
   return registry;
 }

@@ -1,4 +1,11 @@
-import type { AgentState, HeartbeatHealth, RayNodeState, RegistrationState, StatusDocument } from '@ray-agent/protocol';
+import type {
+  AgentState,
+  HeartbeatHealth,
+  RayNodeState,
+  RegistrationState,
+  StatusDocument,
+  TunnelReport,
+} from '@ray-agent/protocol';
 
 type Limits = StatusDocument['limits'];
 
@@ -44,13 +51,16 @@ export class StatusModel {
     serverClockSkewSeconds: null as number | null,
   };
   runningTasks = 0;
+  /** The WireGuard tunnel (`off` in direct mode); unset until the supervisor has looked. */
+  tunnel: TunnelReport | undefined;
   usage = { cpuPercent: 0, memoryBytes: 0 };
   private warnings: string[] = [];
   private lastError: { code: string; message: string; at: string } | null = null;
 
   constructor(
     readonly agentVersion: string,
-    readonly gcsAddress: string,
+    /** The GCS the node joins: RAY_HEAD's, or the head's over the overlay. */
+    public gcsAddress: string,
     readonly managerUrl: string,
     public limits: Limits,
     private readonly now: () => Date = () => new Date(),
@@ -132,6 +142,7 @@ export class StatusModel {
       },
       tasks: { running: this.runningTasks },
       limits: { ...this.limits },
+      ...(this.tunnel ? { tunnel: { ...this.tunnel } } : {}),
       usage: { ...this.usage },
       warnings: [...this.warnings],
       lastError: this.lastError,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { ExitCode, type HeartbeatRequest, STOP_STEPS_SECONDS } from '@ray-agent/protocol';
+import { type ClusterAccess, ExitCode, type HeartbeatRequest, STOP_STEPS_SECONDS } from '@ray-agent/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '../config/agent-config.js';
 import { formatGcsAddress } from '../config/ray-head.js';
@@ -10,6 +10,9 @@ import type { Logger } from '../log.js';
 import { runHeartbeats } from '../manager/heartbeat-loop.js';
 import { ManagerClient } from '../manager/manager-client.js';
 import { EnrollmentRejectedError, register } from '../manager/registration.js';
+import { ClusterAccessKeeper } from '../overlay/cluster-access.js';
+import { type JoinTarget, needsRejoin } from '../overlay/join-target.js';
+import { overlayPaths } from '../overlay/tunnel-files.js';
 import { probeGcs } from '../ray/gcs-probe.js';
 import { RayLogWatcher } from '../ray/log-watcher.js';
 import { preflightCluster } from '../ray/preflight.js';
@@ -33,6 +36,8 @@ export interface SupervisorDeps {
   credentials: Credentials | undefined;
   rayBin: string;
   python: string;
+  /** Where the tunnel container's volume is mounted (TUNNEL_DIR); no such directory: direct mode. */
+  tunnelDir: string;
   /** Called once when the agent is done; the process exits with the code. */
   exit: (code: number) => void;
 }
@@ -72,16 +77,28 @@ export class AgentSupervisor {
   /** Re-registrations after "unknown provider" back off, so a confused manager is not hit at round-trip speed. */
   private readonly reregistration = new Backoff(2_000, 300_000);
   private abandoning = false;
+  /** The overlay, the tunnel and the manager's ClusterAccess: where and how the node joins. */
+  private readonly access: ClusterAccessKeeper;
+  /** What the running (or last) node joined. */
+  private joined: JoinTarget | undefined;
 
   constructor(private readonly deps: SupervisorDeps) {
     this.client = new ManagerClient(deps.config.manager, { caFile: deps.config.managerCaFile });
     this.credentials = deps.credentials;
     this.nodeIp = primaryAddress(deps.config.nodeIpAddress);
     deps.model.ray.nodeIp = this.nodeIp;
+    const { config } = deps;
+    this.access = new ClusterAccessKeeper(
+      { ...config, nodeIp: this.nodeIp },
+      overlayPaths(config.stateDir, deps.tunnelDir),
+      deps.model,
+      deps.log,
+    );
   }
 
   async run(): Promise<void> {
     const { model } = this.deps;
+    this.access.start();
     this.startSampling();
     model.setState('connecting');
     if (!(await this.ensureRegistered())) return;
@@ -121,14 +138,14 @@ export class AgentSupervisor {
    * hears "stopped" so the restarted container takes the provider over at once, and the process exits 1 for the
    * restart policy. A fault while abandoning exits at once.
    */
-  async abandon(reason: string): Promise<void> {
+  async abandon(reason: string, code: ExitCode = ExitCode.forced): Promise<void> {
     const { log, model } = this.deps;
     if (this.abandoning) {
       this.deps.exit(ExitCode.forced);
       return;
     }
     this.abandoning = true;
-    log.error({ reason }, 'unexpected failure: stopping Ray and exiting for a restart');
+    log.error({ reason, exitCode: code }, 'stopping Ray and exiting for a restart');
     this.stopping.abort();
     this.heartbeatsDone.abort();
     if (this.sampler) clearInterval(this.sampler);
@@ -138,7 +155,7 @@ export class AgentSupervisor {
     model.runningTasks = 0;
     model.setState('stopped');
     await this.finalHeartbeat();
-    this.deps.exit(ExitCode.forced);
+    this.deps.exit(code);
   }
 
   /** Drains the node (if one runs), then kills whatever Ray left behind. */
@@ -172,6 +189,8 @@ export class AgentSupervisor {
       log.error('not registered and no enrollment token is configured (AGENT_TOKEN_FILE)');
       return false;
     }
+    await this.access.waitForKey(this.stopping.signal);
+    if (this.stopping.signal.aborted) return false;
     model.registration.state = 'registering';
     try {
       const credentials = await register(
@@ -188,7 +207,7 @@ export class AgentSupervisor {
             `registration failed, retrying in ${Math.round(waitMs / 1000)} s: ${error.message}`,
           ),
         undefined,
-        previous ? { current: previous } : {},
+        { ...(previous ? { current: previous } : {}), onCluster: (cluster) => this.onClusterAccess(cluster) },
       );
       if (!credentials) return false;
       model.clearError('manager_unreachable');
@@ -226,6 +245,7 @@ export class AgentSupervisor {
       ipAddress: this.nodeIp,
       versions: { agent: model.agentVersion, ray: model.ray.version, python: model.ray.pythonVersion },
       limits: { cpus: model.limits.cpus, memoryBytes: model.limits.memoryBytes },
+      ...this.access.registerFields(),
     };
   }
 
@@ -242,12 +262,13 @@ export class AgentSupervisor {
         log,
         this.heartbeatsDone.signal,
         undefined,
-        (accepted) => {
+        (accepted, cluster) => {
           if (!accepted) {
             // The manager cannot answer: Ray does not need it to work, so a boot it never refused runs its node.
             if (!this.refused) this.identity.hold();
             return;
           }
+          this.onClusterAccess(cluster);
           if (this.refused) log.info('the manager accepts this agent as the provider now');
           this.refused = false;
           refusals = 0;
@@ -351,6 +372,7 @@ export class AgentSupervisor {
       memoryPercent: Math.min(100, Math.round((model.usage.memoryBytes / model.limits.memoryBytes) * 1000) / 10),
       activeTasks: model.runningTasks,
       recentErrors: model.ray.recentErrors.slice(-5).map((entry) => entry.message),
+      ...this.access.heartbeatFields(),
     };
   }
 
@@ -376,7 +398,7 @@ export class AgentSupervisor {
 
   /** Joins the cluster and keeps it joined: preflight, `ray start --block`, and rejoin with backoff on loss. */
   private async keepNodeJoined(): Promise<void> {
-    const { model, config, log } = this.deps;
+    const { model, log } = this.deps;
     const signal = this.stopping.signal;
     const backoff = new Backoff(1_000, 30_000);
     let joinedBefore = false;
@@ -384,13 +406,17 @@ export class AgentSupervisor {
       await this.identity.whenHeld(signal);
       if (signal.aborted) break;
       model.ray.state = joinedBefore ? 'restarting' : 'joining';
-      const preflight = await preflightCluster(this.deps.python, config.gcs, 5);
+      await this.access.whenTunnelUp(signal);
       if (signal.aborted) break;
+      const target = this.access.joinTarget();
+      const preflight = await preflightCluster(this.deps.python, target.gcs, 5, target.rayAuthTokenFile);
+      if (signal.aborted) break;
+      if (needsRejoin(target, this.access.joinTarget())) continue; // the manager moved the cluster meanwhile
       if (preflight.kind === 'unreachable') {
         const wait = backoff.next();
         model.fail(
           'head_unreachable',
-          `the Ray head at ${formatGcsAddress(config.gcs)} is not reachable (${preflight.detail}); retrying in ${Math.round(wait / 1000)} s`,
+          `the Ray head at ${formatGcsAddress(target.gcs)} is not reachable (${preflight.detail}); retrying in ${Math.round(wait / 1000)} s`,
         );
         if (backoff.attempts === 1 || backoff.attempts % 10 === 0)
           log.warn({ detail: preflight.detail, attempts: backoff.attempts }, 'Ray head not reachable');
@@ -413,7 +439,7 @@ export class AgentSupervisor {
       this.joinedCluster = preflight.info.clusterId;
       this.headLost = false;
       if (model.current === 'error') model.setState(joinedBefore ? 'reconnecting' : 'connecting');
-      const exit = await this.runNode();
+      const exit = await this.runNode(target);
       if (signal.aborted) break;
       joinedBefore ||= exit.joined;
       if (exit.joined) backoff.reset();
@@ -450,20 +476,24 @@ export class AgentSupervisor {
     }
   }
 
-  private runNode(): Promise<{ joined: boolean; code: number | null; signal: string | null; lastLines: string[] }> {
+  private runNode(
+    target: JoinTarget,
+  ): Promise<{ joined: boolean; code: number | null; signal: string | null; lastLines: string[] }> {
     const { model, config, resources, log } = this.deps;
     const providerId = this.credentials?.providerId ?? 'unregistered';
     const node = new RayNode({
       rayBin: this.deps.rayBin,
-      gcs: config.gcs,
+      gcs: target.gcs,
       resources,
       ports: config.ports,
-      nodeIpAddress: config.nodeIpAddress,
+      nodeIpAddress: target.nodeIpAddress,
       providerId,
       drainDeadlineSeconds: config.drainDeadlineSeconds,
       gcsReconnectTimeoutSeconds: config.gcsReconnectTimeoutSeconds,
+      rayAuthTokenFile: target.rayAuthTokenFile,
     });
     this.node = node;
+    this.joined = target;
     let joined = false;
     return new Promise((resolve) => {
       node.on('joined', () => {
@@ -472,12 +502,20 @@ export class AgentSupervisor {
         model.ray.joinedAt = new Date();
         model.clearError('ray_node_exited');
         if (model.current !== 'draining' && model.current !== 'error') model.setState('contributing');
-        log.info({ providerId, gcs: formatGcsAddress(config.gcs) }, 'Ray node joined the cluster');
+        log.info({ providerId, gcs: formatGcsAddress(target.gcs) }, 'Ray node joined the cluster');
       });
       node.on('line', (line) => log.debug({ ray: line }, 'ray'));
       node.on('exit', (exit) => resolve({ joined, code: exit.code, signal: exit.signal, lastLines: exit.lastLines }));
       node.start();
     });
+  }
+
+  /** Keeps the manager's latest ClusterAccess; a node joined the old way leaves and joins the new way. */
+  private onClusterAccess(cluster: ClusterAccess | undefined): void {
+    const reason = this.access.accept(cluster);
+    if (!reason || !this.node?.running) return;
+    this.rejoinReason = reason;
+    void this.node.stop(this.deps.config.drainDeadlineSeconds + rayForceStop);
   }
 
   /**
@@ -486,24 +524,26 @@ export class AgentSupervisor {
    * fault tolerance kept our node) or a new one, in which case the orphaned node is replaced right away.
    */
   private async checkHead(): Promise<void> {
-    const { model, config, log } = this.deps;
-    if (this.checkingHead) return;
+    const { model, log } = this.deps;
+    const gcs = this.joined?.gcs;
+    // Over a tunnel that is down the head cannot answer; the tunnel's own sentence says why.
+    if (this.checkingHead || !gcs || this.access.tunnelDown()) return;
     this.checkingHead = true;
     try {
-      const reachable = await probeGcs(config.gcs);
+      const reachable = await probeGcs(gcs);
       if (model.ray.state !== 'joined') return;
       if (!reachable) {
         if (!this.headLost) log.warn('Ray head stopped answering');
         this.headLost = true;
         model.fail(
           'head_unreachable',
-          `the Ray head at ${formatGcsAddress(config.gcs)} stopped answering; waiting for it to come back`,
+          `the Ray head at ${formatGcsAddress(gcs)} stopped answering; waiting for it to come back`,
         );
         if (model.current === 'contributing') model.setState('reconnecting');
         return;
       }
       if (!this.headLost) return;
-      const preflight = await preflightCluster(this.deps.python, config.gcs, 5);
+      const preflight = await preflightCluster(this.deps.python, gcs, 5, this.joined?.rayAuthTokenFile);
       if (preflight.kind === 'unreachable') return;
       this.headLost = false;
       model.clearError('head_unreachable');
@@ -527,7 +567,19 @@ export class AgentSupervisor {
       model.runningTasks = model.ray.state === 'joined' || model.ray.state === 'stopping' ? tasks.count().running : 0;
       model.usage = usage.sample();
       logs.poll();
-      if (model.ray.state === 'joined') void this.checkHead();
+      this.access.refresh();
+      const lost = this.access.namespaceLost();
+      if (lost) {
+        void this.abandon(
+          `left in the network namespace of a tunnel container that restarted (${lost})`,
+          ExitCode.tunnelNamespaceGone,
+        );
+        return;
+      }
+      if (model.ray.state === 'joined') {
+        this.access.watchJoined(() => !this.headLost);
+        void this.checkHead();
+      }
     };
     tick();
     this.sampler = setInterval(tick, SAMPLE_MS);

@@ -5,6 +5,7 @@ import { createInterface } from 'node:readline';
 import type { RayPorts } from '../config/agent-config.js';
 import { formatGcsAddress, type GcsAddress } from '../config/ray-head.js';
 import type { RayResources } from '../limits/ray-resources.js';
+import { rayAuthEnvironment } from '../ray/auth-environment.js';
 
 export interface RayNodeOptions {
   rayBin: string;
@@ -15,6 +16,8 @@ export interface RayNodeOptions {
   providerId: string;
   drainDeadlineSeconds: number;
   gcsReconnectTimeoutSeconds: number;
+  /** Set when the cluster runs with Ray's token authentication: the token's file (RAY_AUTH_TOKEN_FILE). */
+  rayAuthTokenFile?: string | undefined;
 }
 
 export type RayNodeEvents = {
@@ -64,7 +67,7 @@ export function rayEnvironment(options: RayNodeOptions, base: NodeJS.ProcessEnv 
   const env: NodeJS.ProcessEnv = { ...base };
   for (const name of SECRET_VARIABLES) delete env[name];
   return {
-    ...env,
+    ...rayAuthEnvironment(env, options.rayAuthTokenFile),
     RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL: 'minor',
     RAY_USAGE_STATS_ENABLED: '0',
     // SIGTERM to `ray start --block` drains the node for this long before it stops (Ray >= 2.58).

@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import type { DockerEndpoint } from '../../src/docker-endpoint.js';
+import type { DockerEndpoint } from '../../src/engine/docker-endpoint.js';
 
 /**
  * A second Docker Engine of the test's own, on its own socket, data root and bridge, that the test may start and

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { SecretCodec } from '../../src/token-vault.js';
+import type { SecretCodec } from '../../src/app/token-vault.js';
 
 /**
  * A test codec standing in for the OS keychain (Electron's safeStorage cannot run here): AES-256-GCM with a random

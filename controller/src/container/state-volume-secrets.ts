@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { AGENT_UID, CA_FILE, SECRETS_DIR, STATE_DIR, TOKEN_FILE } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
+import { tarFiles } from '../engine/tar.js';
 import type { AgentSpec } from './agent-container-spec.js';
-import { tarFiles } from './tar.js';
 
 /**
  * The secrets the controller delivers into the agent's state volume (the enrollment token, a private CA), each

@@ -4,6 +4,7 @@ import {
   rayCpusFor,
   type StatusDocument,
   type StatusView,
+  type TunnelReport,
   type ViewPhase,
 } from '@ray-agent/protocol';
 
@@ -21,6 +22,22 @@ export interface ContainerFacts {
   oomKilled: boolean;
   /** The container's memory limit (HostConfig.Memory); null when it has none. */
   memoryBytes: number | null;
+}
+
+/** The tunnel container of the pair, as the engine reports it; undefined in direct mode. */
+export interface TunnelFacts {
+  /** Its container name, for the sentence that says where its log is. */
+  name: string;
+  container: { running: boolean; restarting: boolean; exitCode: number | null } | null;
+}
+
+/** The pair's tunnel for the view, from the controller's status: undefined when the agent runs alone (direct). */
+export function tunnelFacts(
+  status: { exists: boolean; paired: boolean; tunnel: TunnelFacts['container'] } | undefined,
+  name: string,
+): TunnelFacts | undefined {
+  if (!status?.exists || !status.paired) return undefined;
+  return { name, container: status.tunnel };
 }
 
 /** The engine as the controller sees it. */
@@ -42,6 +59,8 @@ export interface ViewInputs {
   pull: PullProgress | undefined;
   stopping: boolean;
   now: Date;
+  /** The pair's tunnel container; undefined in direct mode (no tunnel). */
+  tunnel?: TunnelFacts | undefined;
 }
 
 /** A container that has run this long without answering is unreachable, not "still starting". */
@@ -61,6 +80,8 @@ export const EXIT_REASONS: Readonly<Partial<Record<ExitCode, string>>> = {
     "The agent cannot write /tmp, where Ray keeps its session files and logs: a container run by hand with a read-only root needs --tmpfs /tmp:rw,exec; for the app's own container (which has one), see the log view for why it was not writable.",
   [ExitCode.registrationFailed]:
     "The manager refused the registration: if its certificate is not trusted (a private CA), ask the cluster operator for the manager's CA; otherwise check the manager URL in Settings and the log view for the manager's answer.",
+  [ExitCode.tunnelNamespaceGone]:
+    'The tunnel container restarted, so the agent left to start again inside its new network; this fixes itself within seconds.',
 };
 
 function exitReason(code: number | null): string | undefined {
@@ -85,8 +106,11 @@ function formatMemory(bytes: number): string {
  * is the order of what a person must fix first (no Docker, then a broken container, then the agent's own word).
  */
 export function deriveView(inputs: ViewInputs): StatusView {
-  const view = viewOf(inputs);
+  const tunnel = tunnelView(inputs);
+  const view = { ...viewOf(inputs), tunnel };
   const { engine, container } = inputs;
+  // A broken tunnel is the first thing to fix of an agent that otherwise looks fine: it has no way to the cluster.
+  if (tunnel?.problem && view.detail === null && view.phase !== 'off') return { ...view, detail: tunnel.problem };
   // Docker's word that something in the running container was OOM-killed (a Ray worker, or the agent before the
   // restart policy brought it back), which the agent itself may not know.
   if (engine.kind === 'ready' && container?.running && container.oomKilled && view.detail === null)
@@ -228,4 +252,95 @@ function isHealthy(agent: AgentFacts | undefined): boolean {
 
 function lastError(agent: AgentFacts | undefined): string | undefined {
   return agent?.kind === 'ok' ? agent.status.lastError?.message : undefined;
+}
+
+type TunnelView = NonNullable<StatusView['tunnel']>;
+
+/** The tunnel line: the tunnel container as Docker sees it first, then the tunnel's own report via the agent. */
+export function tunnelView(inputs: ViewInputs): TunnelView | null {
+  const { tunnel, engine, container, agent } = inputs;
+  if (tunnel === undefined || engine.kind !== 'ready' || container === undefined) return null;
+  const box = tunnel.container;
+  const logs = `see \`docker logs ${tunnel.name}\` for why`;
+  if (box === null)
+    return {
+      state: 'error',
+      line: 'Tunnel: its container is missing',
+      problem: `The tunnel container ${tunnel.name} is gone, so the agent has no network: turn contributing off and on again to make it anew.`,
+    };
+  if (box.restarting || (!box.running && box.exitCode !== null && box.exitCode !== 0))
+    return {
+      state: 'error',
+      line: box.restarting
+        ? 'Tunnel: its container keeps restarting'
+        : `Tunnel: its container stopped (exit code ${box.exitCode})`,
+      problem: `The tunnel container ${tunnel.name} does not stay up, so the agent has no network: ${logs}.`,
+    };
+  if (!box.running) return null;
+  const report = agent?.kind === 'ok' ? agent.status.tunnel : undefined;
+  if (report === undefined) return { state: 'starting', line: 'Tunnel: starting', problem: null };
+  return reportView(report, inputs.now);
+}
+
+function reportView(report: TunnelReport, now: Date): TunnelView {
+  const gateway = report.gatewayEndpoint === null ? 'the gateway' : `gateway ${report.gatewayEndpoint}`;
+  switch (report.state) {
+    case 'off':
+      return { state: 'off', line: 'Tunnel: off, the cluster offers no gateway (joined directly)', problem: null };
+    case 'starting':
+      return { state: 'starting', line: 'Tunnel: starting', problem: null };
+    case 'connecting':
+      return { state: 'connecting', line: `Tunnel: connecting to ${gateway}`, problem: null };
+    case 'up': {
+      const parts = ['Tunnel: up'];
+      if (report.lastHandshakeAt !== null)
+        parts.push(`handshake ${secondsAgo(Date.parse(report.lastHandshakeAt), now)} ago`);
+      // One unit for both directions, so they compare at a glance.
+      const scale = Math.max(report.rxBytes, report.txBytes);
+      parts.push(`${formatBytes(report.rxBytes, scale)} in / ${formatBytes(report.txBytes, scale)} out`);
+      parts.push(report.address === null ? `via ${gateway}` : `${report.address} via ${gateway}`);
+      return { state: 'up', line: parts.join(', '), problem: null };
+    }
+    case 'unreachable':
+      return {
+        state: 'unreachable',
+        line: `Tunnel: cannot reach ${gateway}`,
+        problem:
+          report.problem ??
+          `No answer from ${gateway} since the tunnel was configured: outgoing UDP may be blocked here, or the gateway refuses this computer's key.`,
+      };
+    case 'silent':
+      return {
+        state: 'silent',
+        line: `Tunnel: nothing from ${gateway} lately`,
+        problem: report.problem ?? `The tunnel was up, but nothing has arrived from ${gateway} for a while.`,
+      };
+    case 'error':
+      return {
+        state: 'error',
+        line: 'Tunnel: cannot start',
+        problem: report.problem ?? 'The tunnel container cannot make its network interface.',
+      };
+  }
+}
+
+/** "12 s", "3 min", "2 h": how long ago, in the unit a person reads at a glance. */
+export function secondsAgo(at: number, now: Date): string {
+  const seconds = Math.max(0, Math.round((now.getTime() - at) / 1000));
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${Math.round(seconds / 3600)} h`;
+}
+
+/** Bytes in decimal units with one decimal ("1.2 MB", "512 B"), in the unit that suits `scale` ("0.8 MB"). */
+export function formatBytes(bytes: number, scale = bytes): string {
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  if (scale < 1000) return `${bytes} B`;
+  let divisor = 1000;
+  let unit = 0;
+  while (scale / divisor >= 1000 && unit < units.length - 1) {
+    divisor *= 1000;
+    unit++;
+  }
+  return `${(bytes / divisor).toFixed(1)} ${units[unit]}`;
 }

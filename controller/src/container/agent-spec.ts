@@ -4,7 +4,7 @@ import type { AgentSpec } from './agent-container-spec.js';
 /** The settings that shape the agent container. */
 export type AgentSettings = Pick<
   Settings,
-  'image' | 'clusterAddress' | 'managerUrl' | 'cpus' | 'memoryMiB' | 'statusPort'
+  'image' | 'clusterAddress' | 'managerUrl' | 'cpus' | 'memoryMiB' | 'statusPort' | 'network'
 >;
 
 export interface AgentSpecInputs {
@@ -38,6 +38,7 @@ export function agentSpecFor(inputs: AgentSpecInputs): AgentSpec {
     cpus: settings.cpus,
     memoryBytes: settings.memoryMiB * MiB,
     statusPort: settings.statusPort,
+    tunnel: settings.network !== 'direct',
     name: inputs.name,
     ...(token !== undefined ? { token } : {}),
     ...(managerCaPem !== undefined ? { managerCaPem } : {}),

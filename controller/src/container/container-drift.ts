@@ -1,5 +1,13 @@
+import { TUNNEL_DIR } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
-import { type AgentSpec, CONTAINER_STATUS_PORT, STATE_DIR, specName, stateVolumeName } from './agent-container-spec.js';
+import {
+  type AgentSpec,
+  CONTAINER_STATUS_PORT,
+  STATE_DIR,
+  specName,
+  stateVolumeName,
+  tunnelVolumeName,
+} from './agent-container-spec.js';
 
 /** One difference between the existing container and what `up` would create that a person must confirm. */
 export interface DriftItem {
@@ -24,20 +32,62 @@ const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 const SECRET_NAME = /TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE_?KEY/i;
 const DOCKER_SOCKET = /docker\.sock|docker_engine|containerd\.sock|podman\.sock/i;
 
+/** Which of the pair is checked: what the controller itself gives that container is not drift. */
+export type DriftRole = 'agent' | 'tunnel';
+
+interface Expected {
+  mounts: Array<{ volume: string; destination: string; readOnly: boolean }>;
+  capAdd: string[];
+  devices: string[];
+  root: boolean;
+}
+
+function expected(spec: AgentSpec, role: DriftRole): Expected {
+  const name = specName(spec);
+  const state = stateVolumeName(name);
+  const tunnel = tunnelVolumeName(name);
+  if (role === 'tunnel')
+    return {
+      mounts: [
+        { volume: tunnel, destination: TUNNEL_DIR, readOnly: false },
+        { volume: state, destination: STATE_DIR, readOnly: true },
+      ],
+      capAdd: ['NET_ADMIN'],
+      devices: ['/dev/net/tun'],
+      root: true,
+    };
+  // The tunnel volume is ours in either mode: an agent of the pair that is switched to direct is replaced, not drift.
+  return {
+    mounts: [
+      { volume: state, destination: STATE_DIR, readOnly: false },
+      { volume: tunnel, destination: TUNNEL_DIR, readOnly: true },
+    ],
+    capAdd: [],
+    devices: [],
+    root: false,
+  };
+}
+
+const normalCap = (cap: string) => cap.toUpperCase().replace(/^CAP_/, '');
+
 /**
  * What someone changed by hand (or what a container under our labels does that ours never would): extra mounts,
  * a Docker socket, privileges, ports open beyond loopback, secrets in the environment, another image.
  * An untouched container gives [].
  */
-export function containerDrift(inspect: Dockerode.ContainerInspectInfo, spec: AgentSpec): DriftItem[] {
+export function containerDrift(
+  inspect: Dockerode.ContainerInspectInfo,
+  spec: AgentSpec,
+  role: DriftRole = 'agent',
+): DriftItem[] {
   const drift: DriftItem[] = [];
   const host = inspect.HostConfig;
   const config = inspect.Config;
+  const want = expected(spec, role);
 
   if (config.Image !== spec.image)
     drift.push({ kind: 'image', detail: `it runs the image ${config.Image}, not ${spec.image}` });
 
-  const volume = stateVolumeName(specName(spec));
   for (const mount of inspect.Mounts ?? []) {
     const source = mount.Source ?? '';
     const name = (mount as { Name?: string }).Name ?? '';
@@ -46,16 +96,20 @@ export function containerDrift(inspect: Dockerode.ContainerInspectInfo, spec: Ag
         kind: 'docker-socket',
         detail: `it mounts the container engine's socket ${source} at ${mount.Destination}: full control of this computer`,
       });
-    } else if (!(mount.Type === 'volume' && name === volume && mount.Destination === STATE_DIR)) {
-      drift.push({
-        kind: 'mount',
-        detail: `it mounts ${mount.Type} ${mount.Type === 'volume' ? name : source} at ${mount.Destination}`,
-      });
+    } else {
+      const ours = want.mounts.find((item) => mount.Type === 'volume' && name === item.volume);
+      if (ours === undefined || mount.Destination !== ours.destination)
+        drift.push({
+          kind: 'mount',
+          detail: `it mounts ${mount.Type} ${mount.Type === 'volume' ? name : source} at ${mount.Destination}`,
+        });
+      else if (ours.readOnly && mount.RW)
+        drift.push({ kind: 'mount', detail: `it mounts ${name} at ${mount.Destination} writable` });
     }
   }
 
   if (host.Privileged === true) drift.push({ kind: 'privileged', detail: 'it runs privileged' });
-  const added: string[] = host.CapAdd ?? [];
+  const added = ((host.CapAdd ?? []) as string[]).filter((cap) => !want.capAdd.includes(normalCap(cap)));
   if (added.length > 0) drift.push({ kind: 'capabilities', detail: `it adds capabilities ${added.join(', ')}` });
   if (!((host.CapDrop ?? []) as string[]).some((cap) => cap.toUpperCase() === 'ALL'))
     drift.push({ kind: 'capabilities', detail: "it keeps Docker's default capabilities (no --cap-drop ALL)" });
@@ -68,7 +122,10 @@ export function containerDrift(inspect: Dockerode.ContainerInspectInfo, spec: Ag
   if (host.ReadonlyRootfs !== true) drift.push({ kind: 'writable-root', detail: 'its root file system is writable' });
 
   const user = config.User ?? '';
-  if (user === '' || user === 'root' || user === '0' || user.startsWith('0:') || user.startsWith('root:'))
+  if (
+    !want.root &&
+    (user === '' || user === 'root' || user === '0' || user.startsWith('0:') || user.startsWith('root:'))
+  )
     drift.push({ kind: 'user', detail: 'it runs as root' });
 
   for (const [key, label] of [
@@ -82,7 +139,9 @@ export function containerDrift(inspect: Dockerode.ContainerInspectInfo, spec: Ag
     if (mode === 'host' && !(key === 'NetworkMode' && spec.network === 'host'))
       drift.push({ kind: 'host-namespace', detail: `it shares the computer's ${label} namespace` });
   }
-  const devices = (host.Devices ?? []) as Array<{ PathOnHost?: string }>;
+  const devices = ((host.Devices ?? []) as Array<{ PathOnHost?: string; PathInContainer?: string }>).filter(
+    (device) => !(want.devices.includes(device.PathOnHost ?? '') && device.PathInContainer === device.PathOnHost),
+  );
   if (devices.length > 0)
     drift.push({ kind: 'devices', detail: `it has devices ${devices.map((device) => device.PathOnHost).join(', ')}` });
 

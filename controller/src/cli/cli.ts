@@ -2,13 +2,13 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { EnrollmentToken, type PullProgress, type Settings, type StatusView } from '@ray-agent/protocol';
 import { Command, InvalidArgumentError } from 'commander';
-import { AgentContainer, type AgentSpec } from './agent-container.js';
-import { agentSpecFor } from './agent-spec.js';
-import { DockerEngine } from './docker-engine.js';
-import { Playground } from './playground.js';
-import { defaultSettingsDir, SettingsStore } from './settings-store.js';
-import { StatusPoller } from './status-poller.js';
-import { deriveView, type EngineFacts } from './view-model.js';
+import { defaultSettingsDir, SettingsStore } from '../app/settings-store.js';
+import { StatusPoller } from '../app/status-poller.js';
+import { deriveView, type EngineFacts, tunnelFacts } from '../app/view-model.js';
+import { AgentContainer, type AgentSpec } from '../container/agent-container.js';
+import { agentSpecFor } from '../container/agent-spec.js';
+import { DockerEngine } from '../engine/docker-engine.js';
+import { Playground } from '../playground.js';
 
 /**
  * `ray-agent`: the tray app's controller without a desktop, for people without one and for scripts. Same
@@ -50,6 +50,7 @@ async function currentView(ctx: ReturnType<typeof context>): Promise<StatusView>
     pull: undefined,
     stopping: false,
     now: new Date(),
+    tunnel: tunnelFacts(container, ctx.agent.tunnelName),
   });
 }
 
@@ -97,6 +98,7 @@ export function describeView(view: StatusView): string {
     `  heartbeat: ${view.heartbeat.healthy ? 'healthy' : view.heartbeat.failingSince ? `failing since ${view.heartbeat.failingSince}` : 'not yet'}`,
   );
   lines.push(`  running tasks: ${view.runningTasks}`);
+  if (view.tunnel) lines.push(`  ${view.tunnel.line.replace(/^Tunnel: /, 'tunnel: ')}`);
   if (view.limits)
     lines.push(`  limits: ${cpuLimitText(view.limits)}, ${Math.round(view.limits.memoryBytes / MiB)} MiB`);
   return lines.join('\n');

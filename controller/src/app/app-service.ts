@@ -9,14 +9,14 @@ import type {
   StatusView,
   TokenState,
 } from '@ray-agent/protocol';
-import { AgentContainer, type AgentSpec, type AgentStatus, DriftError } from './agent-container.js';
-import { agentSpecFor } from './agent-spec.js';
-import { DockerEngine, type EngineState } from './docker-engine.js';
-import { Playground } from './playground.js';
+import { AgentContainer, type AgentSpec, type AgentStatus, DriftError } from '../container/agent-container.js';
+import { agentSpecFor } from '../container/agent-spec.js';
+import { DockerEngine, type EngineState } from '../engine/docker-engine.js';
+import { Playground } from '../playground.js';
 import { SettingsStore } from './settings-store.js';
 import { StatusPoller } from './status-poller.js';
 import type { TokenVault } from './token-vault.js';
-import { type AgentFacts, type ContainerFacts, deriveView, type EngineFacts } from './view-model.js';
+import { type AgentFacts, type ContainerFacts, deriveView, type EngineFacts, tunnelFacts } from './view-model.js';
 
 /** One handler per invoke channel of the IPC contract, each answering asynchronously. */
 export type RayAgentService = {
@@ -262,6 +262,8 @@ export class AppService implements RayAgentService {
 
   private async refresh(): Promise<void> {
     if (this.engineState.kind === 'ready') {
+      // A tunnel container that restarted took the agent's network with it: the agent restarts into the new one.
+      if (this.settings.contribute && !this.stopping) await this.agent.rejoinTunnel().catch(() => false);
       this.container = await this.agent.status().catch(() => undefined);
       this.agentFacts = this.container?.running ? await this.poller.read() : undefined;
       if (this.container?.running && this.listeners.logs.size > 0 && !this.logFollow) void this.followLogs();
@@ -309,6 +311,7 @@ export class AppService implements RayAgentService {
       pull: this.pull,
       stopping: this.stopping,
       now: new Date(),
+      tunnel: tunnelFacts(this.container, this.agent.tunnelName),
     });
   }
 
@@ -355,8 +358,8 @@ function engineFacts(state: EngineState): EngineFacts {
 }
 
 function agentRelevant(settings: Settings): string {
-  const { clusterAddress, managerUrl, cpus, memoryMiB, image, statusPort } = settings;
-  return JSON.stringify({ clusterAddress, managerUrl, cpus, memoryMiB, image, statusPort });
+  const { clusterAddress, managerUrl, cpus, memoryMiB, image, statusPort, network } = settings;
+  return JSON.stringify({ clusterAddress, managerUrl, cpus, memoryMiB, image, statusPort, network });
 }
 
 function subscribe<T>(set: Set<T>, listener: T): () => void {

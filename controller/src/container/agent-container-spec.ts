@@ -11,6 +11,7 @@ import {
   shmBytesFor,
   stopTimeoutSeconds,
   TOKEN_FILE,
+  TUNNEL_DIR,
   tmpfsBytesFor,
 } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
@@ -34,9 +35,14 @@ export interface AgentSpec {
   managerCaPem?: string;
   /** Seconds running tasks get to finish on stop. Default 25. */
   drainDeadlineSeconds?: number;
-  /** A Docker network to attach (the playground and tests). */
+  /**
+   * The pair (default): a tunnel container owns the network namespace (WireGuard overlay, or direct when the
+   * manager offers no gateway) and the agent joins it. False (`network: direct` in the settings): the agent alone.
+   */
+  tunnel?: boolean;
+  /** A Docker network to attach (the playground and tests); the tunnel container's in the pair. */
   network?: string;
-  /** Container name. Default 'ray-agent'; the state volume is `${name}-state`. */
+  /** Container name. Default 'ray-agent'; the state volume is `${name}-state`, the tunnel `${name}-tunnel`. */
   name?: string;
   extraEnv?: Record<string, string>;
 }
@@ -56,8 +62,9 @@ const DEFAULT_DRAIN_SECONDS = AGENT_ENV.DRAIN_DEADLINE.default;
 /**
  * Bumped when the recipe below changes, so existing containers are recreated with it. 2: the secrets left the
  * hash (a new token is delivered into the volume, not by a new container) and AGENT_TOKEN_FILE is always set.
+ * 3: the tunnel pair.
  */
-const RECIPE_VERSION = 2;
+const RECIPE_VERSION = 3;
 const MiB = 1024 ** 2;
 
 /** Variables the controller sets itself; extraEnv may not override them or carry secrets around the file. */
@@ -69,6 +76,25 @@ export function specName(spec: Pick<AgentSpec, 'name'>): string {
 
 export function stateVolumeName(name: string): string {
   return `${name}-state`;
+}
+
+/** Whether this spec runs the pair (the default) or the agent alone on the Docker network (`network: direct`). */
+export function usesTunnel(spec: Pick<AgentSpec, 'tunnel'>): boolean {
+  return spec.tunnel !== false;
+}
+
+/** The tunnel container of the agent `name`; its volume has the same name. */
+export function tunnelName(name: string): string {
+  return `${name}-tunnel`;
+}
+
+export function tunnelVolumeName(name: string): string {
+  return `${name}-tunnel`;
+}
+
+/** The status port as it is published (by the tunnel in the pair): loopback only, a bare publish binds every interface. */
+export function statusPortBindings(spec: Pick<AgentSpec, 'statusPort'>): Dockerode.PortMap {
+  return { [`${CONTAINER_STATUS_PORT}/tcp`]: [{ HostIp: '127.0.0.1', HostPort: String(spec.statusPort) }] };
 }
 
 export function drainSeconds(spec: Pick<AgentSpec, 'drainDeadlineSeconds'>): number {
@@ -123,6 +149,7 @@ export function configHash(spec: AgentSpec): string {
     memoryBytes: spec.memoryBytes,
     statusPort: spec.statusPort,
     drainDeadlineSeconds: drainSeconds(spec),
+    tunnel: usesTunnel(spec),
     network: spec.network ?? null,
     name: specName(spec),
     extraEnv,
@@ -164,6 +191,7 @@ export function createOptions(spec: AgentSpec): Dockerode.ContainerCreateOptions
   // Only with a CA: the agent refuses a MANAGER_CA_FILE it cannot read.
   if (spec.managerCaPem !== undefined) env[AGENT_ENV.MANAGER_CA_FILE.name] = CA_FILE;
   const port = `${CONTAINER_STATUS_PORT}/tcp`;
+  const paired = usesTunnel(spec);
   const hostConfig: Dockerode.HostConfig = {
     NanoCpus: Math.round(spec.cpus * 1e9),
     Memory: spec.memoryBytes,
@@ -171,9 +199,13 @@ export function createOptions(spec: AgentSpec): Dockerode.ContainerCreateOptions
     MemorySwap: spec.memoryBytes,
     // What gives the agent's memory plan its full object store (the same rule the agent applies).
     ShmSize: shmBytesFor(spec.memoryBytes),
-    // Loopback only: a bare publish binds every interface and bypasses host firewalls.
-    PortBindings: { [port]: [{ HostIp: '127.0.0.1', HostPort: String(spec.statusPort) }] },
-    Mounts: [{ Type: 'volume', Source: stateVolumeName(name), Target: STATE_DIR }],
+    Mounts: [
+      { Type: 'volume', Source: stateVolumeName(name), Target: STATE_DIR },
+      // The tunnel's public key and status; its private key there is root's 0600, unreadable to the agent's uid.
+      ...(paired
+        ? [{ Type: 'volume' as const, Source: tunnelVolumeName(name), Target: TUNNEL_DIR, ReadOnly: true }]
+        : []),
+    ],
     Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,size=${tmpfsBytesFor(spec.memoryBytes) / MiB}m` },
     ReadonlyRootfs: true,
     CapDrop: ['ALL'],
@@ -184,13 +216,19 @@ export function createOptions(spec: AgentSpec): Dockerode.ContainerCreateOptions
     RestartPolicy: { Name: 'unless-stopped' },
     PidsLimit: 4096,
   };
-  if (spec.network !== undefined) hostConfig.NetworkMode = spec.network;
+  // In the pair the tunnel owns the namespace, its Docker network and the published port (Docker refuses ports on
+  // a joined namespace).
+  if (paired) hostConfig.NetworkMode = `container:${tunnelName(name)}`;
+  else {
+    hostConfig.PortBindings = statusPortBindings(spec);
+    if (spec.network !== undefined) hostConfig.NetworkMode = spec.network;
+  }
   return {
     name,
     Image: spec.image,
     Env: Object.entries(env).map(([key, value]) => `${key}=${value}`),
     Labels: agentLabels(spec),
-    ExposedPorts: { [port]: {} },
+    ...(paired ? {} : { ExposedPorts: { [port]: {} } }),
     User: `${AGENT_UID}:${AGENT_UID}`,
     // Covers the agent's slowest stop (drain, Ray's forced stop, the last heartbeat), or Docker kills it first.
     StopTimeout: stopTimeoutSeconds(drain),

@@ -1,0 +1,43 @@
+import {
+  KEEPALIVE_SECONDS,
+  TUNNEL_NO_HANDSHAKE_AFTER_SECONDS,
+  TUNNEL_SILENT_AFTER_SECONDS,
+  type TunnelState,
+} from '@ray-agent/protocol';
+
+/** What the loop knows about the tunnel since it was last configured (a new config or a restarted daemon resets it). */
+export interface TunnelObservation {
+  configuredAtMs: number;
+  /** Unix seconds of the latest handshake; 0 = none yet. */
+  latestHandshake: number;
+  rxBytes: number;
+  /** When rxBytes last grew (keepalives arrive every KEEPALIVE_SECONDS while the path works). */
+  rxChangedAtMs: number | null;
+  /** A handshake happened since this configuration. */
+  wasUp: boolean;
+}
+
+export function tunnelState(observed: TunnelObservation, nowMs: number): TunnelState {
+  const sinceRx = observed.rxChangedAtMs === null ? Number.POSITIVE_INFINITY : nowMs - observed.rxChangedAtMs;
+  if (observed.latestHandshake > 0 && sinceRx < TUNNEL_SILENT_AFTER_SECONDS * 1000) return 'up';
+  if (observed.wasUp) return 'silent';
+  return nowMs - observed.configuredAtMs < TUNNEL_NO_HANDSHAKE_AFTER_SECONDS * 1000 ? 'connecting' : 'unreachable';
+}
+
+/** The sentence for a state that needs one: what is wrong and what fixes it. */
+export function tunnelProblem(state: TunnelState, endpoint: string): string | null {
+  const port = endpoint.slice(endpoint.lastIndexOf(':') + 1);
+  if (state === 'unreachable')
+    return (
+      `no answer from the gateway at ${endpoint} for ${TUNNEL_NO_HANDSHAKE_AFTER_SECONDS} s: outbound UDP to port ${port} ` +
+      'may be blocked by a firewall, or the endpoint is wrong; the gateway admits this machine only once the manager ' +
+      'has registered it'
+    );
+  if (state === 'silent')
+    return (
+      `nothing has arrived from the gateway at ${endpoint} for more than ${TUNNEL_SILENT_AFTER_SECONDS} s although it ` +
+      `sends a keepalive every ${KEEPALIVE_SECONDS} s: the network path or the gateway is down, or the manager revoked ` +
+      'this machine; it reconnects by itself once the gateway answers again'
+    );
+  return null;
+}
