@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from '@ray-agent/tunnel/atomic-file';
 import { describe, expect, it } from 'vitest';
-import { writeFileAtomic } from '../src/state/atomic-file.js';
 import { CorruptCredentialsError, type Credentials, StateDirError, StateStore } from '../src/state/state-store.js';
 import { tempDir } from './helpers.js';
 

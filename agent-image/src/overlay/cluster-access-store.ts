@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from
 import { dirname } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { type ClusterAccess, type OverlayConfig, OverlayConfigFile, RayAuthToken } from '@ray-agent/protocol';
-import { writeFileAtomic } from '../state/atomic-file.js';
+import { writeFileAtomic } from '@ray-agent/tunnel/atomic-file';
 import type { OverlayPaths } from './tunnel-files.js';
 
 /** What the last ClusterAccess written changed. */

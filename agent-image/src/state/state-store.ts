@@ -17,8 +17,8 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { ProviderId } from '@ray-agent/protocol';
+import { writeFileAtomic } from '@ray-agent/tunnel/atomic-file';
 import { z } from 'zod';
-import { writeFileAtomic } from './atomic-file.js';
 
 /** Moved-aside files kept per file and reason: enough to debug a re-registration loop, too few to fill a volume. */
 export const QUARANTINE_KEEP = 5;
