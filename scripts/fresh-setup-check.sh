@@ -146,4 +146,13 @@ if [ "$code" -ne "$bad_config" ] || [[ "$agent_says" != *RAY_HEAD* ]]; then
 fi
 docker run --rm --network none "$MANAGER_IMAGE" --help >/dev/null \
   || fail "$MANAGER_IMAGE: \`manager.mjs --help\` failed"
+# The overlay's two ends are in the images: the tunnel entry names the flags it lacks, and the gateway's tools run.
+code=0
+tunnel_says="$(docker run --rm --network none --cap-drop ALL "$AGENT_IMAGE" tunnel 2>&1)" || code=$?
+[ "$code" -eq "$bad_config" ] && [[ "$tunnel_says" == *NET_ADMIN* ]] \
+  || fail "$AGENT_IMAGE tunnel without NET_ADMIN exited $code (expected $bad_config, naming NET_ADMIN): $tunnel_says"
+docker run --rm --network none --entrypoint wg "$MANAGER_IMAGE" --version >/dev/null \
+  || fail "$MANAGER_IMAGE: the gateway's \`wg\` does not run"
+docker run --rm --network none "$MANAGER_IMAGE" gateway --help >/dev/null \
+  || fail "$MANAGER_IMAGE: \`manager.mjs gateway --help\` failed"
 log "images run ($ray_says; node $node_says; the agent refuses no configuration with exit $code) in $((SECONDS - phase)) s"
