@@ -11,8 +11,9 @@ import { makePlaygroundPki } from './playground-pki.js';
  * The local playground: a complete Ray Agent system on this machine, for a person with no cluster yet, in the real
  * shape of a provider behind a home router. On a "cluster" network: the reference manager over TLS with a private
  * CA made here, the WireGuard gateway, and a Ray head with no CPUs of its own (so every task runs on the agent) in
- * the gateway's network namespace, with Ray's token authentication on. On a "home" network behind a NAT router: the
- * agent with its tunnel container, which dials out to the gateway; the cluster side cannot reach it otherwise.
+ * one network namespace with the gateway (held by a container of its own, the "cluster host"), with Ray's token
+ * authentication on. On a "home" network behind a NAT router: the agent with its tunnel container, which dials out
+ * to the gateway; the cluster side cannot reach it otherwise.
  */
 export const PLAYGROUND = {
   network: PLAYGROUND_NETWORKS.cluster.name,
@@ -20,6 +21,11 @@ export const PLAYGROUND = {
   manager: 'ray-agent-playground-manager',
   managerVolume: 'ray-agent-playground-manager-data',
   gateway: 'ray-agent-playground-gateway',
+  /**
+   * Owns the network namespace the gateway and the head share, as the head's host does for a gateway with host
+   * networking: either of the two can restart without taking the other's network with it.
+   */
+  clusterHost: 'ray-agent-playground-cluster-host',
   gatewayVolume: 'ray-agent-playground-gateway-data',
   label: 'io.ray-agent.playground',
 } as const;
@@ -70,12 +76,14 @@ export class Playground {
     const agentImage = options.settings.image;
     await this.agent.ensureImage(agentImage, progress);
     await this.agent.ensureImage(options.managerImage, progress);
-    // The head shares the gateway's namespace and the gateway holds the manager's token: all three go together.
-    for (const name of [PLAYGROUND.head, PLAYGROUND.gateway])
+    // The head and the gateway share the cluster host's namespace, and the gateway holds the manager's token: all
+    // go together.
+    for (const name of [PLAYGROUND.head, PLAYGROUND.gateway, PLAYGROUND.clusterHost])
       await this.docker.getContainer(name).remove({ force: true }).catch(ignoreMissing);
     await this.networks.ensure();
     await this.networks.ensureRouter(options.managerImage);
     const access = await this.ensureManager(options.managerImage);
+    await this.ensureClusterHost(options.managerImage);
     const gatewayAddress = await this.ensureGateway(options.managerImage, access);
     await this.ensureHead(agentImage, gatewayAddress, access.rayAuthToken);
     // A new manager means a new CA and token: they are delivered into the agent's volume (the agent restarts to
@@ -123,7 +131,7 @@ export class Playground {
 
   /** Removes the head, gateway, manager, router, their data and the networks. The agent is the caller's to stop. */
   async down(): Promise<void> {
-    for (const name of [PLAYGROUND.head, PLAYGROUND.gateway, PLAYGROUND.manager]) {
+    for (const name of [PLAYGROUND.head, PLAYGROUND.gateway, PLAYGROUND.clusterHost, PLAYGROUND.manager]) {
       await this.docker.getContainer(name).remove({ force: true, v: true }).catch(ignoreMissing);
     }
     for (const volume of [PLAYGROUND.managerVolume, PLAYGROUND.gatewayVolume])
@@ -131,7 +139,7 @@ export class Playground {
     await this.networks.remove();
   }
 
-  /** The head in the gateway's namespace advertises the gateway's overlay address: the one providers reach. */
+  /** The head in the cluster host's namespace advertises the gateway's overlay address: the one providers reach. */
   private async ensureHead(image: string, gatewayAddress: string, rayAuthToken: string): Promise<void> {
     const head = await this.docker.createContainer({
       name: PLAYGROUND.head,
@@ -144,7 +152,7 @@ export class Playground {
       // The head runs from the agent image, whose HEALTHCHECK asks the agent's status endpoint: not here.
       Healthcheck: { Test: ['NONE'] },
       HostConfig: {
-        NetworkMode: `container:${PLAYGROUND.gateway}`,
+        NetworkMode: `container:${PLAYGROUND.clusterHost}`,
         ShmSize: 512 * 1024 ** 2,
         CapDrop: ['ALL'],
         SecurityOpt: ['no-new-privileges'],
@@ -158,6 +166,30 @@ export class Playground {
       { path: HEAD_RAY_TOKEN_FILE.dir },
     );
     await head.start();
+  }
+
+  /** The cluster host's network namespace: the gateway's address on the cluster network, forwarding on, nothing running. */
+  private async ensureClusterHost(image: string): Promise<void> {
+    const host = await this.docker.createContainer({
+      name: PLAYGROUND.clusterHost,
+      Image: image,
+      Entrypoint: ['sleep'],
+      Cmd: ['infinity'],
+      Labels: { [PLAYGROUND.label]: 'true' },
+      HostConfig: {
+        NetworkMode: PLAYGROUND.network,
+        Sysctls: { 'net.ipv4.ip_forward': '1' },
+        CapDrop: ['ALL'],
+        SecurityOpt: ['no-new-privileges'],
+        ReadonlyRootfs: true,
+        Init: true,
+        RestartPolicy: { Name: 'unless-stopped' },
+      },
+      NetworkingConfig: {
+        EndpointsConfig: { [PLAYGROUND.network]: { IPAMConfig: { IPv4Address: PLAYGROUND_NETWORKS.gatewayAddress } } },
+      },
+    });
+    await host.start();
   }
 
   /**
@@ -186,17 +218,13 @@ export class Playground {
       ],
       Labels: { [PLAYGROUND.label]: 'true' },
       HostConfig: {
-        NetworkMode: PLAYGROUND.network,
+        NetworkMode: `container:${PLAYGROUND.clusterHost}`,
         Mounts: [{ Type: 'volume', Source: PLAYGROUND.gatewayVolume, Target: GATEWAY_DATA_DIR }],
         CapDrop: ['ALL'],
         CapAdd: ['NET_ADMIN'],
         Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
-        Sysctls: { 'net.ipv4.ip_forward': '1' },
         SecurityOpt: ['no-new-privileges'],
         Init: true,
-      },
-      NetworkingConfig: {
-        EndpointsConfig: { [PLAYGROUND.network]: { IPAMConfig: { IPv4Address: PLAYGROUND_NETWORKS.gatewayAddress } } },
       },
     });
     await gateway.putArchive(

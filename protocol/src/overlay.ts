@@ -51,6 +51,12 @@ export const OVERLAY_MTU = 1420;
 export const KEEPALIVE_SECONDS = 10;
 /** No bytes from the gateway for this long, with keepalives on both ends: the path is gone. */
 export const TUNNEL_SILENT_AFTER_SECONDS = 3 * KEEPALIVE_SECONDS + 5;
+/**
+ * WireGuard drops a session's keys 180 s after its handshake (REJECT_AFTER_TIME) and starts a new one every 120 s while
+ * both ends send (keepalives count): a handshake older than this means no data passes, even when the gateway's
+ * keepalives still arrive (outbound UDP blocked, replies let in).
+ */
+export const TUNNEL_HANDSHAKE_STALE_AFTER_SECONDS = 180 + 2 * KEEPALIVE_SECONDS;
 /** A tunnel that had no handshake for this long after it was configured cannot come up (UDP blocked, wrong endpoint, key refused). */
 export const TUNNEL_NO_HANDSHAKE_AFTER_SECONDS = 20;
 /** How often the gateway asks the manager for the peers to admit. */

@@ -180,7 +180,7 @@ export class ProviderTunnelLoop {
     const problem =
       state === 'unreachable' && this.endpointProblem
         ? this.endpointProblem
-        : tunnelProblem(state, overlay.gatewayEndpoint);
+        : tunnelProblem(state, overlay.gatewayEndpoint, observed, now);
     return report(state, overlay, peer ?? null, problem);
   }
 

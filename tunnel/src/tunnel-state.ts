@@ -1,5 +1,6 @@
 import {
   KEEPALIVE_SECONDS,
+  TUNNEL_HANDSHAKE_STALE_AFTER_SECONDS,
   TUNNEL_NO_HANDSHAKE_AFTER_SECONDS,
   TUNNEL_SILENT_AFTER_SECONDS,
   type TunnelState,
@@ -17,16 +18,40 @@ export interface TunnelObservation {
   wasUp: boolean;
 }
 
+/** Seconds since the latest handshake, or null when there was none. */
+function handshakeAgeSeconds(observed: TunnelObservation, nowMs: number): number | null {
+  return observed.latestHandshake > 0 ? nowMs / 1000 - observed.latestHandshake : null;
+}
+
+/** Up: a live session (a handshake WireGuard still honours) and bytes arriving. */
 export function tunnelState(observed: TunnelObservation, nowMs: number): TunnelState {
   const sinceRx = observed.rxChangedAtMs === null ? Number.POSITIVE_INFINITY : nowMs - observed.rxChangedAtMs;
-  if (observed.latestHandshake > 0 && sinceRx < TUNNEL_SILENT_AFTER_SECONDS * 1000) return 'up';
+  const age = handshakeAgeSeconds(observed, nowMs);
+  if (age !== null && age < TUNNEL_HANDSHAKE_STALE_AFTER_SECONDS && sinceRx < TUNNEL_SILENT_AFTER_SECONDS * 1000)
+    return 'up';
   if (observed.wasUp) return 'silent';
   return nowMs - observed.configuredAtMs < TUNNEL_NO_HANDSHAKE_AFTER_SECONDS * 1000 ? 'connecting' : 'unreachable';
 }
 
 /** The sentence for a state that needs one: what is wrong and what fixes it. */
-export function tunnelProblem(state: TunnelState, endpoint: string): string | null {
+export function tunnelProblem(
+  state: TunnelState,
+  endpoint: string,
+  observed?: TunnelObservation,
+  nowMs = Date.now(),
+): string | null {
   const port = endpoint.slice(endpoint.lastIndexOf(':') + 1);
+  const age = observed ? handshakeAgeSeconds(observed, nowMs) : null;
+  const receiving =
+    observed?.rxChangedAtMs !== null &&
+    observed?.rxChangedAtMs !== undefined &&
+    nowMs - observed.rxChangedAtMs < TUNNEL_SILENT_AFTER_SECONDS * 1000;
+  if (state === 'silent' && age !== null && age >= TUNNEL_HANDSHAKE_STALE_AFTER_SECONDS && receiving)
+    return (
+      `no handshake with the gateway at ${endpoint} for ${Math.round(age)} s although its keepalives arrive: outbound ` +
+      `UDP to port ${port} is probably blocked by a firewall that lets only replies in; it reconnects by itself once ` +
+      'that UDP passes'
+    );
   if (state === 'unreachable')
     return (
       `no answer from the gateway at ${endpoint} for ${TUNNEL_NO_HANDSHAKE_AFTER_SECONDS} s: outbound UDP to port ${port} ` +
