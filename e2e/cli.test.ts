@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_SETTINGS, StatusView, stopTimeoutSeconds } from '@ray-agent/protocol';
 import { afterAll, describe, expect, test } from 'vitest';
-import { docker, run } from './support/run.js';
+import { PLAYGROUND_NETWORKS } from '../controller/src/playground-network.js';
+import { expectPair } from './support/cluster.js';
+import { run } from './support/run.js';
 
 /**
  * The `ray-agent` CLI end to end: `up --local` starts a Ray head, the manager and the agent on this machine and
@@ -26,7 +28,7 @@ const cli = (...args: string[]) =>
 
 afterAll(async () => {
   await cli('down', '--local');
-  await run('docker', ['volume', 'rm', '-f', `${container}-state`]);
+  await run('docker', ['volume', 'rm', '-f', `${container}-state`, `${container}-tunnel`]);
 });
 
 describe('ray-agent CLI', () => {
@@ -37,15 +39,19 @@ describe('ray-agent CLI', () => {
     expect(up.stdout).toMatch(/registration: registered \(prv-[a-z0-9-]+\)/);
     expect(up.stdout).toMatch(/while the job ran, the agent counted [1-9]\d* running tasks/);
     expect(up.stdout).toContain('sample job results: [0, 1, 4, 9, 16, 25, 36, 49]');
-    const inspect = JSON.parse(await docker('inspect', container))[0];
-    expect(inspect.HostConfig.PortBindings['8765/tcp'][0]).toEqual({
-      HostIp: '127.0.0.1',
-      HostPort: String(statusPort),
+    // The playground's provider is behind its home router: it reaches the cluster only through its tunnel.
+    expect(up.stdout).toMatch(/^\s+tunnel: up\b/m);
+    // The pair the one builder makes: the tunnel on the home network publishes the status port on loopback.
+    const { agent, tunnel } = await expectPair(container, {
+      statusPort,
+      network: PLAYGROUND_NETWORKS.home.name,
+      secrets: [],
     });
-    // The container the one builder makes: the stop budget of the contract, the token only as a file.
-    expect(inspect.Config.StopTimeout).toBe(stopTimeoutSeconds(25));
-    expect(inspect.Config.Env).toContain('AGENT_TOKEN_FILE=/var/lib/ray-agent/secrets/enrollment-token');
-    expect(JSON.stringify(inspect.Config.Env)).not.toMatch(/AGENT_TOKEN=/);
+    // The agent: the stop budget of the contract, the token only as a file; the tunnel gets no token at all.
+    expect(agent.Config.StopTimeout).toBe(stopTimeoutSeconds(25));
+    expect(agent.Config.Env).toContain('AGENT_TOKEN_FILE=/var/lib/ray-agent/secrets/enrollment-token');
+    expect(JSON.stringify(agent.Config.Env)).not.toMatch(/AGENT_TOKEN=/);
+    expect(JSON.stringify(tunnel.Config.Env)).not.toMatch(/AGENT_TOKEN/);
   });
 
   test('status --json reports the same agent contributing', async () => {
@@ -55,6 +61,7 @@ describe('ray-agent CLI', () => {
     expect(view.phase).toBe('contributing');
     expect(view.registration.state).toBe('registered');
     expect(view.heartbeat.healthy).toBe(true);
+    expect(view.tunnel?.state).toBe('up');
     expect(view.limits).toEqual({
       cpus: DEFAULT_SETTINGS.cpus,
       memoryBytes: DEFAULT_SETTINGS.memoryMiB * 1024 ** 2,

@@ -4,10 +4,10 @@ import { connect } from 'node:net';
 import { AGENT_ENV, type StatusDocument, stopTimeoutSeconds } from '@ray-agent/protocol';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AgentContainer } from '../controller/src/agent-container.js';
-import { resolveDockerEndpointFromProcess } from '../controller/src/docker-endpoint.js';
-import { createDockerode } from '../controller/src/docker-engine.js';
-import { AGENT_IMAGE, type Agent0, containerExit, HARDENED, TestCluster } from './support/cluster.js';
+import { AgentContainer } from '../controller/src/container/agent-container.js';
+import { resolveDockerEndpointFromProcess } from '../controller/src/engine/docker-endpoint.js';
+import { createDockerode } from '../controller/src/engine/docker-engine.js';
+import { AGENT_IMAGE, type Agent0, containerExit, expectPair, HARDENED, TestCluster } from './support/cluster.js';
 import {
   freePort,
   killRaylet,
@@ -42,6 +42,18 @@ const extraVolumes = new Set<string>();
 function figure(name: string, value: string): void {
   figures.push([name, value]);
   console.warn(`[figure] ${name}: ${value}`);
+}
+
+/** Name, Uid, CapEff, CapBnd and NoNewPrivs of every process in the container, read from /proc by its own user. */
+async function processRows(container: string): Promise<string[][]> {
+  const procs = await docker(
+    'exec',
+    container,
+    'sh',
+    '-c',
+    'for d in /proc/[0-9]*; do s=$(cat $d/status 2>/dev/null) || continue; printf "%s|%s|%s|%s|%s\\n" "$(echo "$s" | sed -n "s/^Name:\\t//p")" "$(echo "$s" | sed -n "s/^Uid:\\t//p")" "$(echo "$s" | sed -n "s/^CapEff:\\t//p")" "$(echo "$s" | sed -n "s/^CapBnd:\\t//p")" "$(echo "$s" | sed -n "s/^NoNewPrivs:\\t//p")"; done',
+  );
+  return procs.split('\n').map((line) => line.split('|'));
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -451,12 +463,14 @@ describe('the status endpoint from a browser, and the container as the tray app 
     );
   });
 
-  test('24: the container AgentContainer.up makes, while it runs real tasks: every process uid 1000 with no capabilities and no_new_privs, no Docker socket, status port on 127.0.0.1 only, token in no environment', async () => {
+  test('24: the pair AgentContainer.up makes, while it runs real tasks: every agent process uid 1000 with no capabilities and no_new_privs, the tunnel root with NET_ADMIN only, no Docker socket, status port on 127.0.0.1 only (published by the tunnel), token in no environment', async () => {
     const name = `agent24-${cluster.id}`;
-    await cluster.track(name);
-    extraVolumes.add(`${name}-state`);
-    const statusPort = await freePort();
     const controller = new AgentContainer(createDockerode(resolveDockerEndpointFromProcess()), { name });
+    await cluster.track(name);
+    await cluster.track(controller.tunnelName);
+    extraVolumes.add(`${name}-state`);
+    extraVolumes.add(`${name}-tunnel`);
+    const statusPort = await freePort();
     const up = await controller.up({
       image: AGENT_IMAGE,
       clusterAddress: `ray://${cluster.head}:10001`,
@@ -481,6 +495,8 @@ describe('the status endpoint from a browser, and the container as the tray app 
       180_000,
     );
     const providerId = status.registration.providerId ?? '';
+    // This manager offers no gateway: the pair joins directly, through the tunnel container's namespace.
+    expect(status.tunnel?.state).toBe('off');
     // Two long tasks, so Ray worker processes are busy while the container is read back.
     const driver = runTasks(cluster, { count: 2, seconds: 12, resource: `provider:${providerId}`, maxRetries: 0 });
     await waitFor(
@@ -492,14 +508,7 @@ describe('the status endpoint from a browser, and the container as the tray app 
       90_000,
     );
     // Every process in the container, read from /proc by the container's own user.
-    const procs = await docker(
-      'exec',
-      name,
-      'sh',
-      '-c',
-      'for d in /proc/[0-9]*; do s=$(cat $d/status 2>/dev/null) || continue; printf "%s|%s|%s|%s|%s\\n" "$(echo "$s" | sed -n "s/^Name:\\t//p")" "$(echo "$s" | sed -n "s/^Uid:\\t//p")" "$(echo "$s" | sed -n "s/^CapEff:\\t//p")" "$(echo "$s" | sed -n "s/^CapBnd:\\t//p")" "$(echo "$s" | sed -n "s/^NoNewPrivs:\\t//p")"; done',
-    );
-    const rows = procs.split('\n').map((line) => line.split('|'));
+    const rows = await processRows(name);
     const names = rows.map((row) => row[0] ?? '');
     // The agent, the raylet and busy Ray workers are all there (a worker's comm is its task title, truncated).
     expect(names).toEqual(expect.arrayContaining(['node', 'raylet']));
@@ -510,12 +519,34 @@ describe('the status endpoint from a browser, and the container as the tray app 
       expect(capBnd, procName).toBe('0000000000000000');
       expect(noNewPrivs, procName).toBe('1');
     }
-    // No Docker socket anywhere the container can see, and no mount of one.
-    const sockets = await docker('exec', name, 'sh', '-c', 'ls -la /var/run/docker.sock /run/docker.sock 2>&1; true');
-    expect(sockets).toMatch(/No such file/);
-    const inspect = JSON.parse(await docker('inspect', name))[0];
-    expect(JSON.stringify(inspect.Mounts)).not.toContain('docker.sock');
-    expect(inspect.Mounts.map((m: { Destination: string }) => m.Destination)).toEqual(['/var/lib/ray-agent']);
+    // The tunnel's processes (its loop, and wireguard-go in overlay mode) are root, but with NET_ADMIN (bit 12)
+    // as their only capability: no DAC_OVERRIDE, so not even root there reads the agent's 0600 secrets.
+    const tunnelRows = await processRows(controller.tunnelName);
+    expect(tunnelRows.map((row) => row[0])).toContain('node');
+    for (const [procName, uids, capEff, capBnd, noNewPrivs] of tunnelRows) {
+      expect(uids?.split('\t'), procName).toEqual(['0', '0', '0', '0']);
+      expect(capEff, procName).toBe('0000000000001000');
+      expect(capBnd, procName).toBe('0000000000001000');
+      expect(noNewPrivs, procName).toBe('1');
+    }
+    // No Docker socket anywhere either container can see, and no mount of one.
+    for (const container of [name, controller.tunnelName]) {
+      const sockets = await docker(
+        'exec',
+        container,
+        'sh',
+        '-c',
+        'ls -la /var/run/docker.sock /run/docker.sock 2>&1; true',
+      );
+      expect(sockets, container).toMatch(/No such file/);
+    }
+    // The pair's shape: only its two volumes, the port on the tunnel, NET_ADMIN only there, no token in either.
+    const { agent, tunnel } = await expectPair(name, {
+      statusPort,
+      network: cluster.network,
+      secrets: [cluster.enrollmentToken],
+    });
+    expect(JSON.stringify([agent.Mounts, tunnel.Mounts])).not.toContain('docker.sock');
     // The engine's actual listener for the status port: loopback only (the host's own socket table, no traffic).
     const listeners = await run('sh', ['-c', `cat /proc/net/tcp /proc/net/tcp6`]);
     const hexPort = statusPort.toString(16).toUpperCase().padStart(4, '0');
@@ -525,19 +556,29 @@ describe('the status endpoint from a browser, and the container as the tray app 
       .filter((cols) => cols[3] === '0A' && cols[1]?.endsWith(`:${hexPort}`))
       .map((cols) => cols[1]);
     expect(bound).toEqual([`0100007F:${hexPort}`]);
-    // The token is in no process's environment (the file variable names a path only) nor in docker inspect.
+    // The token is in no process's environment (the file variable names a path only), in neither container.
     const environ = await docker('exec', name, 'sh', '-c', 'cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n"');
     expect(environ).toContain('AGENT_TOKEN_FILE=/var/lib/ray-agent/secrets/enrollment-token');
     expect(environ).not.toContain(cluster.enrollmentToken);
     expect(environ).not.toMatch(/^AGENT_TOKEN=/m);
-    expect(JSON.stringify(inspect)).not.toContain(cluster.enrollmentToken);
+    const tunnelEnviron = await docker(
+      'exec',
+      controller.tunnelName,
+      'sh',
+      '-c',
+      'cat /proc/[0-9]*/environ 2>/dev/null | tr "\\0" "\\n"',
+    );
+    expect(tunnelEnviron).not.toContain(cluster.enrollmentToken);
+    expect(tunnelEnviron).not.toMatch(/^AGENT_TOKEN/m);
     const outcome = await driver;
     expect(outcome.results.map((r) => r.error)).toEqual([null, null]);
     figure(
       'case 24',
-      `${rows.length} processes (agent, raylet, 2 busy workers...): uid 1000, CapEff 0, NoNewPrivs 1; listener ${bound[0]}`,
+      `${rows.length} processes (agent, raylet, 2 busy workers...): uid 1000, CapEff 0, NoNewPrivs 1; ${tunnelRows.length} in the tunnel: uid 0, NET_ADMIN only; listener ${bound[0]}`,
     );
     await controller.down({ removeState: true, remove: true });
+    const left = await run('docker', ['ps', '-a', '--format', '{{.Names}}', '--filter', `name=${name}`]);
+    expect(left.stdout.trim()).toBe('');
   });
 });
 

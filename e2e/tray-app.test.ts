@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { DEFAULT_SETTINGS } from '@ray-agent/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type AppService, createAppService } from '../controller/src/app-service.js';
-import { TokenVault } from '../controller/src/token-vault.js';
+import { type AppService, createAppService } from '../controller/src/app/app-service.js';
+import { TokenVault } from '../controller/src/app/token-vault.js';
 import { testKeychainCodec } from '../controller/test/support/test-keychain-codec.js';
-import { TestCluster } from './support/cluster.js';
+import { expectPair, TestCluster } from './support/cluster.js';
 import { openRenderer, type RendererSession } from './support/renderer-bridge.js';
 import { docker, run } from './support/run.js';
 
@@ -19,6 +19,8 @@ import { docker, run } from './support/run.js';
  */
 const cluster = new TestCluster();
 const containerName = `rap-tray-${cluster.id}`;
+/** The default settings make the pair: the agent and the tunnel container that owns its network namespace. */
+const tunnelName = `${containerName}-tunnel`;
 const settingsDir = mkdtempSync(join(tmpdir(), 'rap-tray-'));
 const statusPort = 28765 + (process.pid % 1000);
 let service: AppService;
@@ -57,9 +59,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await session?.close();
   await service?.shutdown();
-  await run('docker', ['rm', '-f', '-v', containerName]);
-  await run('docker', ['volume', 'rm', '-f', `${containerName}-state`]);
+  // The cluster keeps the logs of, and removes, the containers it tracks; then the pair's volumes are free.
+  await cluster.track(containerName);
+  await cluster.track(tunnelName);
   await cluster.stop();
+  await run('docker', ['volume', 'rm', '-f', `${containerName}-state`, `${containerName}-tunnel`]);
 });
 
 describe('the window over the real controller', () => {
@@ -72,7 +76,7 @@ describe('the window over the real controller', () => {
     expect(readFileSync(join(settingsDir, 'token.enc'), 'utf8')).not.toContain(cluster.enrollmentToken);
   });
 
-  test('turning "Contribute compute" on starts the real agent with the chosen limits; the page shows it registered and healthy', async () => {
+  test('turning "Contribute compute" on starts the real agent pair with the chosen limits; the page shows it registered and healthy', async () => {
     await session.page.getByTestId('tab-status').click();
     await session.page.locator('label.switch').click();
     await expect.poll(() => text('registration'), { timeout: 180_000, interval: 1000 }).toBe('Registered');
@@ -82,10 +86,12 @@ describe('the window over the real controller', () => {
     expect(inspect.HostConfig.NanoCpus).toBe(1e9);
     expect(inspect.HostConfig.Memory).toBe(3072 * 1024 ** 2);
     expect(inspect.HostConfig.MemorySwap).toBe(3072 * 1024 ** 2);
-    expect(JSON.stringify(inspect)).not.toContain(cluster.enrollmentToken);
+    await expectPair(containerName, { statusPort, network: cluster.network, secrets: [cluster.enrollmentToken] });
   });
 
   test('while real Ray tasks run, the page shows the running task count from the status endpoint', async () => {
+    // Registered and healthy come before the Ray node has joined; tasks can run only once it has.
+    await expect.poll(() => text('status-headline'), { timeout: 180_000, interval: 1000 }).toMatch(/^Contributing/);
     const driver = cluster.driver(`
 import ray, time
 ray.init(address="auto", logging_level="ERROR")
@@ -106,24 +112,27 @@ print(ray.get([work.remote(i) for i in range(3)]))
   });
 
   test('a bad setting shows its message and changes nothing', async () => {
-    const before = JSON.parse(await docker('inspect', containerName))[0];
+    const before = JSON.parse(await docker('inspect', containerName, tunnelName));
     await session.page.getByTestId('tab-settings').click();
     await session.page.getByTestId('input-clusterAddress').fill('http://not-a-ray-address');
     await session.page.getByTestId('save-button').click();
     await expect.poll(() => text('error-clusterAddress'), { timeout: 60_000 }).toMatch(/ray:\/\//);
     expect((await service['settings:get']()).clusterAddress).toBe(`ray://${cluster.head}:10001`);
-    const after = JSON.parse(await docker('inspect', containerName))[0];
-    expect(after.Id).toBe(before.Id);
-    expect(after.State.StartedAt).toBe(before.State.StartedAt);
+    const after = JSON.parse(await docker('inspect', containerName, tunnelName));
+    expect(after.map((c: { Id: string }) => c.Id)).toEqual(before.map((c: { Id: string }) => c.Id));
+    expect(after.map((c: { State: { StartedAt: string } }) => c.State.StartedAt)).toEqual(
+      before.map((c: { State: { StartedAt: string } }) => c.State.StartedAt),
+    );
   });
 
-  test('turning it off stops the container gracefully', async () => {
+  test('turning it off stops the agent gracefully, then its tunnel', async () => {
     await session.page.getByTestId('tab-status').click();
     await session.page.locator('label.switch').click();
     await expect.poll(() => text('status-headline'), { timeout: 90_000, interval: 500 }).toBe('Not contributing');
-    const inspect = JSON.parse(await docker('inspect', containerName))[0];
+    const [inspect, tunnel] = JSON.parse(await docker('inspect', containerName, tunnelName));
     expect(inspect.State.Running).toBe(false);
     expect(inspect.State.ExitCode).toBe(0);
+    expect(tunnel.State.Running).toBe(false);
     const provider = (await cluster.providers())[0];
     expect(provider?.lastState).toBe('stopped');
   });

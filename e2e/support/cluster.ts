@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ProviderList, StatusDocument } from '@ray-agent/protocol';
+import { CONTAINER_STATUS_PORT, ProviderList, STATE_DIR, StatusDocument, TUNNEL_DIR } from '@ray-agent/protocol';
 import { Agent, request } from 'undici';
+import { expect } from 'vitest';
 import { HEAD_START_ARGS } from '../../controller/src/playground.js';
 import { docker, run, waitFor } from './run.js';
 import { makePki, type TestPki, writeSecret } from './tls.js';
@@ -248,14 +249,84 @@ export class Agent0 {
   }
 }
 
+/**
+ * The host port on 127.0.0.1 that `port` of the container is published on. A container in another one's network
+ * namespace (the agent of a pair, `container:<name>-tunnel`) has no ports of its own: the namespace's owner
+ * publishes them, so that one is asked.
+ */
 export async function publishedPort(container: string, port: number): Promise<number> {
-  const text = await docker('port', container, `${port}/tcp`);
+  const publisher = await namespaceOwner(container);
+  const text = await docker('port', publisher, `${port}/tcp`);
   const match = /127\.0\.0\.1:(\d+)/.exec(text);
-  if (!match) throw new Error(`${container}: port ${port} is not published on 127.0.0.1 (${text})`);
+  if (!match) throw new Error(`${publisher}: port ${port} is not published on 127.0.0.1 (${text})`);
   return Number(match[1]);
+}
+
+/** The container whose network namespace `container` runs in: itself, or the one its NetworkMode joins. */
+async function namespaceOwner(container: string): Promise<string> {
+  const mode = await docker('inspect', '--format', '{{.HostConfig.NetworkMode}}', container);
+  return mode.startsWith('container:') ? mode.slice('container:'.length) : container;
 }
 
 export async function containerExit(name: string, timeoutMs: number): Promise<number> {
   const result = await run('docker', ['wait', name], { timeoutMs });
   return Number(result.stdout.trim());
+}
+
+/** What `docker inspect` says of one container (the fields the pair's checks read). */
+interface Inspect {
+  Id: string;
+  Name: string;
+  Config: { Env: string[] | null; User: string; StopTimeout?: number };
+  HostConfig: {
+    NetworkMode: string;
+    PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> | null;
+    CapAdd: string[] | null;
+    CapDrop: string[] | null;
+  };
+  NetworkSettings: { Ports: Record<string, unknown> | null; Networks: Record<string, unknown> | null };
+  Mounts: Array<{ Type: string; Name?: string; Destination: string; RW: boolean }>;
+}
+
+/**
+ * The agent the controller makes by default is a pair: the tunnel container `<name>-tunnel` owns the network
+ * namespace, its Docker network and the loopback status port, and alone holds NET_ADMIN; the agent joins that
+ * namespace with no port, no network and no capability of its own, and sees the tunnel's volume read-only. No
+ * secret is in either container's configuration. Returns both inspections for further checks.
+ */
+export async function expectPair(
+  name: string,
+  expected: { statusPort: number; network?: string; secrets: string[] },
+): Promise<{ agent: Inspect; tunnel: Inspect }> {
+  const tunnelName = `${name}-tunnel`;
+  const [agent, tunnel] = JSON.parse(await docker('inspect', name, tunnelName)) as [Inspect, Inspect];
+  const port = `${CONTAINER_STATUS_PORT}/tcp`;
+  // Docker keeps the name the namespace was joined by, or the ID it resolved to.
+  expect([`container:${tunnelName}`, `container:${tunnel.Id}`]).toContain(agent.HostConfig.NetworkMode);
+  expect(Object.keys(agent.HostConfig.PortBindings ?? {})).toEqual([]);
+  expect(Object.keys(agent.NetworkSettings.Networks ?? {})).toEqual([]);
+  expect(tunnel.HostConfig.PortBindings?.[port]).toEqual([
+    { HostIp: '127.0.0.1', HostPort: String(expected.statusPort) },
+  ]);
+  if (expected.network !== undefined)
+    expect(Object.keys(tunnel.NetworkSettings.Networks ?? {})).toEqual([expected.network]);
+  expect(agent.HostConfig.CapDrop).toEqual(['ALL']);
+  expect(agent.HostConfig.CapAdd ?? []).toEqual([]);
+  expect(tunnel.HostConfig.CapDrop).toEqual(['ALL']);
+  expect(tunnel.HostConfig.CapAdd).toEqual(['NET_ADMIN']);
+  const mounts = (inspect: Inspect) =>
+    inspect.Mounts.map((m) => ({ type: m.Type, name: m.Name, at: m.Destination, rw: m.RW })).sort((a, b) =>
+      a.at < b.at ? -1 : 1,
+    );
+  expect(mounts(agent)).toEqual([
+    { type: 'volume', name: `${name}-state`, at: STATE_DIR, rw: true },
+    { type: 'volume', name: `${name}-tunnel`, at: TUNNEL_DIR, rw: false },
+  ]);
+  expect(mounts(tunnel)).toEqual([
+    { type: 'volume', name: `${name}-state`, at: STATE_DIR, rw: false },
+    { type: 'volume', name: `${name}-tunnel`, at: TUNNEL_DIR, rw: true },
+  ]);
+  for (const inspect of [agent, tunnel])
+    for (const secret of expected.secrets) expect(JSON.stringify(inspect), inspect.Name).not.toContain(secret);
+  return { agent, tunnel };
 }
