@@ -312,6 +312,8 @@ export class OverlayCluster {
       'no-new-privileges',
       '--init',
       '--no-healthcheck',
+      // As the README's two lines: either container that ends is started again (the agent into the new namespace).
+      '--restart=unless-stopped',
       '-e',
       'TINI_SUBREAPER=1',
       '-v',
@@ -331,6 +333,7 @@ export class OverlayCluster {
       ...this.net.labelFlags(),
       '--network',
       `container:${tunnel}`,
+      '--restart=unless-stopped',
       '--shm-size=1g',
       '--stop-timeout=60',
       ...HARDENED,
