@@ -161,7 +161,9 @@ export function buildCli(): Command {
         );
       ctx.settings = saved.settings;
       if (options.local) {
-        process.stderr.write('starting the local playground: Ray head, manager, agent\n');
+        process.stderr.write(
+          'starting the local playground: a Ray head, the manager and the gateway on a cluster network, the agent behind a NAT\n',
+        );
         await ctx.playground.up({
           settings: ctx.settings,
           managerImage: program.opts<Globals>().managerImage,
