@@ -6,8 +6,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { overlayDetail, overlayFigures } from './lib/overlay-summary.js';
 import { chartSvg, renderPng } from './lib/plot.js';
-import { BoincResult, ImageResult, ManagerResult, NodesResult, PythonResult } from './lib/schema.js';
+import { BoincResult, ImageResult, ManagerResult, NodesResult, OverlayResult, PythonResult } from './lib/schema.js';
 import { mean, median, type Summary } from './lib/stats.js';
 import {
   boincFigures,
@@ -27,6 +28,7 @@ export interface Results {
   boinc?: BoincResult;
   image?: ImageResult;
   python?: PythonResult;
+  overlay?: OverlayResult;
 }
 
 /** Reads and checks every results file present in `dir`. */
@@ -46,6 +48,8 @@ export function readResults(dir: string): Results {
   if (image !== undefined) results.image = ImageResult.parse(image);
   const python = load('python');
   if (python !== undefined) results.python = PythonResult.parse(python);
+  const overlay = load('overlay');
+  if (overlay !== undefined) results.overlay = OverlayResult.parse(overlay);
   return results;
 }
 
@@ -57,6 +61,7 @@ export function allFigures(results: Results): Figure[] {
     ...(results.boinc ? boincFigures(results.boinc) : []),
     ...(results.image ? imageFigures(results.image) : []),
     ...(results.manager ? managerFigures(results.manager) : []),
+    ...(results.overlay ? overlayFigures(results.overlay) : []),
   ];
   return figures.sort((a, b) => a.section.localeCompare(b.section, 'en', { numeric: true }));
 }
@@ -100,10 +105,10 @@ function table(figures: Figure[]): string {
 const MiB = 1024 ** 2;
 
 function machineSection(results: Results): string {
-  const first = results.nodes ?? results.manager ?? results.image ?? results.boinc;
+  const first = results.nodes ?? results.manager ?? results.image ?? results.boinc ?? results.overlay;
   if (!first) return '';
   const m = first.machine;
-  const suites = [results.nodes, results.python, results.manager, results.boinc, results.image].filter(
+  const suites = [results.nodes, results.python, results.manager, results.boinc, results.image, results.overlay].filter(
     (r) => r !== undefined,
   );
   const loads = suites.flatMap((r) => r.machine.loadAverage);
@@ -298,11 +303,12 @@ const COMMANDS = `| What | Command |
 |---|---|
 | Everything (full profile; regenerates this file and the plot) | \`npm run bench\` |
 | A quick look (a few minutes) | \`npx tsx bench/run.ts --profile quick\` |
-| One suite | \`npx tsx bench/run.ts --only nodes\` (or \`manager\`, \`boinc\`, \`image\`) |
+| One suite | \`npx tsx bench/run.ts --only nodes\` (or \`manager\`, \`boinc\`, \`image\`, \`overlay\`) |
 | Only this report, from \`bench/results/*.json\` | \`npx tsx bench/report.ts\` |
 | CI smoke test (small setting, checks the results are well-formed) | \`npx vitest run e2e/bench-smoke.test.ts\` |
 
-Items 1–4 and 7 come from the \`nodes\` suite, 4's reference from \`boinc\`, 5 from \`image\`, 6 from \`manager\`.
+Items 1–4 and 7 come from the \`nodes\` suite, 4's reference from \`boinc\`, 5 from \`image\`, 6 from \`manager\`,
+8 from \`overlay\` (which also needs Debian's \`iperf3\` on the host, and \`ray-agent-manager:dev\` for the gateway).
 The suites need root (nsenter, cgroups), a running Docker Engine with \`ray-agent:dev\` built
 (\`scripts/prepare-machine.sh\`), \`python3.11\` and the local Python index (\`/opt/pypi/simple\`, or
 \`BENCH_PIP_INDEX_URL\`) for the plain node's venv (\`bench/.venv\`, made once), and Debian's \`chromium\` for the plot.`;
@@ -350,7 +356,24 @@ const METHOD = `- **Loopback only.** The run makes a private network namespace w
   --skip_cpu_benchmarks --no_gpus --suppress_net_info\` with a \`cc_config.xml\` that also sets \`no_info_fetch\`,
   \`dont_contact_ref_site\`, \`skip_cpu_benchmarks\` and \`no_gpus\`, attached to no project. \`unshare --net\` gives it a
   network namespace of its own holding only a loopback interface that is down: it cannot reach anything, whatever it
-  tries; the run records the namespace's interfaces and open sockets at the end as evidence.`;
+  tries; the run records the namespace's interfaces and open sockets at the end as evidence.
+- **Overlay** (item 8; not in the loopback namespace: it needs namespaces of its own). The end-to-end harness
+  (\`e2e/support/overlay-cluster.ts\`) makes a cluster network with the manager (\`ray-agent-manager:dev\`), the
+  WireGuard gateway (\`ray-agent-manager gateway\`, userspace \`wireguard-go\`) and a Ray head (no CPUs, Ray token
+  auth) in the gateway's network namespace, and two home networks, each behind a router container that masquerades
+  outgoing traffic and drops every new incoming connection. Each repetition runs both modes, in alternating order,
+  each with two fresh providers A and B (same image, \`--cpus=2 --memory=4g\`, fresh state volumes, so each
+  registers anew). *Overlay*: tunnel container + agent container per home (as the controller runs them); A and B reach
+  each other only through the gateway (B → gateway → A: three WireGuard hops' crypto, all on the same 2 cores).
+  *Direct*: the agent container alone on the cluster network (no tunnel volume, so it stays in direct mode), with a
+  route to the overlay network via the gateway's cluster address (the head advertises its overlay address: an
+  operator's LAN routing it to the head host). **Join**: from just before the first \`docker run\` (the tunnel's, for
+  the overlay; the volumes made before) to the first \`GET /status\` saying \`contributing\` (polled every 100 ms),
+  for A and then B. **Tasks**: the same long-lived driver on the head, tasks pinned to A with hard node affinity, one
+  warm-up first. **Objects**: an actor on B \`ray.put\`s a fresh zero-filled \`bytes\` object and returns the reference
+  nested (so it is not fetched before the task starts); a task on A times its \`ray.get\`: the object manager's pull
+  from B. **Raw TCP**: \`iperf3 -R\` (server in B's network namespace, client in A's, the host's binary via
+  \`nsenter\`), so the data flows B → A along the objects' path.`;
 
 export async function writeReport(
   resultsDir = join(BENCH_DIR, 'results'),
@@ -422,6 +445,9 @@ export async function writeReport(
       : '',
     results.image ? `### Image layers\n\n${imageDetail(results.image)}\n` : '',
     results.manager ? `### Manager\n\n${managerDetail(results.manager)}\n` : '',
+    results.overlay
+      ? `### Overlay per repetition\n\n1-minute load average at the suite's start and end: ${results.overlay.machine.loadAverage.map((l) => num(l, 2)).join(' and ')}.\n\n${overlayDetail(results.overlay)}\n`
+      : '',
     '## How it is measured',
     '',
     METHOD,

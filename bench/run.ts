@@ -1,7 +1,7 @@
 // The benchmarks of issue 5, one command: `npm run bench` (full), or `npx tsx bench/run.ts --profile quick`.
 //
 //   --profile full|quick|smoke   how much to do (bench/lib/settings.ts); full is what docs/BENCHMARKS.md records
-//   --only image,python,manager,boinc,nodes
+//   --only image,python,manager,boinc,nodes,overlay
 //   --out DIR                    where the raw results go (default bench/results; the report reads them there)
 //   --no-report                  do not regenerate docs/BENCHMARKS.md and docs/bench-throughput.png
 //
@@ -10,6 +10,9 @@
 // it with nsenter: every Ray, manager and status-endpoint connection of the benchmarks stays on that loopback.
 // When the inner half ends, for whatever reason, the outer one removes every container, volume and cgroup the run
 // made (all carry the run's ID) and regenerates the report.
+// The overlay suite is the exception: it needs real separate network namespaces (providers behind NAT routers, a
+// WireGuard gateway), so the outer half runs it itself, after the inner half, on Docker networks it makes and
+// removes (bench/suites/overlay.ts).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -34,9 +37,12 @@ import { boincSuite } from './suites/boinc.js';
 import { imageSuite } from './suites/image.js';
 import { managerSuite } from './suites/manager.js';
 import { nodesSuite } from './suites/nodes.js';
+import { overlaySuite } from './suites/overlay.js';
 import { pythonSuite } from './suites/python.js';
 
-const SUITES = ['image', 'python', 'manager', 'boinc', 'nodes'] as const;
+const SUITES = ['image', 'python', 'manager', 'boinc', 'nodes', 'overlay'] as const;
+/** The suites that run inside the loopback-only namespace. */
+const INNER_SUITES: readonly Suite[] = ['image', 'python', 'manager', 'boinc', 'nodes'];
 type Suite = (typeof SUITES)[number];
 
 const { values: args } = parseArgs({
@@ -67,46 +73,54 @@ function command(): string {
   return parts.join(' ');
 }
 
-async function inner(): Promise<void> {
-  const runId = args['run-id'] as string;
+/** Runs one suite and writes its results file, with the machine's state before and after. */
+async function save<T>(suite: Suite, runId: string, body: () => Promise<T>): Promise<void> {
+  const startedAt = new Date().toISOString();
+  const before = await machine();
+  const data = await body();
+  const after = await machine();
+  const file = join(outDir, `${suite}.json`);
+  const doc = {
+    suite,
+    profile,
+    runId,
+    command: `${command()} (suite ${suite})`,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    machine: {
+      ...before,
+      loadAverage: [...before.loadAverage, ...after.loadAverage],
+      otherContainers: Math.max(before.otherContainers, after.otherContainers),
+    },
+    settings: suite === 'image' ? null : settings[suite],
+    data,
+  };
+  writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
+  log(`wrote ${file}`);
+}
+
+function runTmp(runId: string): string {
   const tmp = mkdtempSync(join(tmpdir(), `ray-bench-${runId}-`));
   mkdirSync(outDir, { recursive: true });
   log(`run ${runId} (${profile}); logs in ${tmp}`);
-  const save = async <T>(suite: Suite, body: () => Promise<T>) => {
-    const startedAt = new Date().toISOString();
-    const before = await machine();
-    const data = await body();
-    const after = await machine();
-    const file = join(outDir, `${suite}.json`);
-    const doc = {
-      suite,
-      profile,
-      runId,
-      command: `${command()} (suite ${suite})`,
-      startedAt,
-      finishedAt: new Date().toISOString(),
-      machine: {
-        ...before,
-        loadAverage: [...before.loadAverage, ...after.loadAverage],
-        otherContainers: Math.max(before.otherContainers, after.otherContainers),
-      },
-      settings: suite === 'image' ? null : settings[suite],
-      data,
-    };
-    writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
-    log(`wrote ${file}`);
-  };
+  return tmp;
+}
+
+async function inner(): Promise<void> {
+  const runId = args['run-id'] as string;
+  const tmp = runTmp(runId);
+  const saveSuite = <T>(suite: Suite, body: () => Promise<T>) => save(suite, runId, body);
   const imageId = args['image-id'] as string;
-  if (only.includes('image')) await save('image', () => imageSuite(IMAGE, imageId));
+  if (only.includes('image')) await saveSuite('image', () => imageSuite(IMAGE, imageId));
   if (only.includes('python'))
-    await save('python', () => pythonSuite(imageId, settings.python.loops, settings.python.reps));
-  if (only.includes('manager')) await save('manager', () => managerSuite(settings.manager, tmp));
-  if (only.includes('boinc')) await save('boinc', () => boincSuite(settings.boinc, tmp));
+    await saveSuite('python', () => pythonSuite(imageId, settings.python.loops, settings.python.reps));
+  if (only.includes('manager')) await saveSuite('manager', () => managerSuite(settings.manager, tmp));
+  if (only.includes('boinc')) await saveSuite('boinc', () => boincSuite(settings.boinc, tmp));
   if (only.includes('nodes')) {
     const cluster = new BenchCluster(runId, args.holder as string, imageId, join(tmp, 'cluster'));
     try {
       await cluster.start();
-      await save('nodes', async () => ({ imageId, ...(await nodesSuite(cluster, settings.nodes)) }));
+      await saveSuite('nodes', async () => ({ imageId, ...(await nodesSuite(cluster, settings.nodes)) }));
     } finally {
       await cluster.stop();
     }
@@ -172,6 +186,19 @@ async function outer(): Promise<number> {
   }
   if (only.includes('nodes')) await ensureVenv();
   const runId = randomBytes(3).toString('hex');
+  const code = only.some((suite) => INNER_SUITES.includes(suite)) ? await runInner(runId, imageId) : 0;
+  if (code === 0 && only.includes('overlay')) {
+    const tmp = runTmp(runId);
+    // Not in the holder's namespace: the overlay needs networks of its own (bench/suites/overlay.ts).
+    await save('overlay', runId, () => overlaySuite(settings.overlay, tmp));
+    if (!process.env.BENCH_KEEP) rmSync(tmp, { recursive: true, force: true });
+  }
+  if (code === 0 && !args['no-report']) await writeReport(outDir);
+  return code;
+}
+
+/** Runs the inner half in the loopback-only namespace; removes what it made, whatever happens. */
+async function runInner(runId: string, imageId: string): Promise<number> {
   const holder = `ray-bench-${runId}-net`;
   let code = 1;
   try {
@@ -212,7 +239,6 @@ async function outer(): Promise<number> {
   } finally {
     await sweep(runId);
   }
-  if (code === 0 && !args['no-report']) await writeReport(outDir);
   return code;
 }
 

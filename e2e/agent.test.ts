@@ -50,6 +50,9 @@ describe('joining and registering', () => {
     expect(status.registration.state).toBe('registered');
     expect(providerId).toMatch(/^[a-z0-9][a-z0-9-]{2,62}$/);
     expect(status.limits).toMatchObject({ cpus: 2, memoryBytes: 4 * 1024 ** 3, source: 'cgroup' });
+    // One container, as the spec's line runs it: direct mode, with no wait for a tunnel container that is not there.
+    expect(status.tunnel?.state).toBe('off');
+    expect(status.warnings.filter((w) => /tunnel/i.test(w))).toEqual([]);
     // Heartbeats start right after registration, before Ray joined: wait for one sent while contributing.
     const provider = await waitFor(
       'a heartbeat from the contributing agent at the manager',

@@ -35,7 +35,8 @@ describe('benchmarks, smoke setting', () => {
     const result = await run(
       join(REPO, 'node_modules', '.bin', 'tsx'),
       [join(REPO, 'bench', 'run.ts'), '--profile', 'smoke', '--out', out, '--no-report'],
-      { timeoutMs: 360_000 },
+      // The overlay suite makes a whole overlay system (manager, gateway, head, two homes behind NAT routers).
+      { timeoutMs: 720_000 },
     );
     expect(result.code, result.stderr.slice(-4000)).toBe(0);
 
@@ -43,11 +44,11 @@ describe('benchmarks, smoke setting', () => {
     const report = (await import(pathToFileURL(join(REPO, 'bench', 'report.ts')).href)) as ReportModule;
     // readResults checks every file against bench/lib/schema.ts (zod) and throws on a malformed one.
     const results = report.readResults(out);
-    expect(Object.keys(results).sort()).toEqual(['boinc', 'image', 'manager', 'nodes', 'python']);
+    expect(Object.keys(results).sort()).toEqual(['boinc', 'image', 'manager', 'nodes', 'overlay', 'python']);
 
     const figures = report.allFigures(results);
     const sections = new Set(figures.map((figure) => figure.section.split('.')[0]));
-    for (const section of ['1', '2', '3', '4', '5', '6', '7'])
+    for (const section of ['1', '2', '3', '4', '5', '6', '7', '8'])
       expect(sections, `section ${section}`).toContain(section);
     for (const figure of figures) {
       expect(figure.subject.n, figure.name).toBeGreaterThan(0);
@@ -61,5 +62,5 @@ describe('benchmarks, smoke setting', () => {
     const png = join(docs, 'bench-throughput.png');
     expect(existsSync(png)).toBe(true);
     expect(readFileSync(png).subarray(1, 4).toString('latin1')).toBe('PNG');
-  }, 420_000);
+  }, 780_000);
 });

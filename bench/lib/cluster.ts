@@ -26,8 +26,8 @@ export class Driver {
   private readonly waiting: Array<(answer: DriverAnswer) => void> = [];
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(head: string, logFile: string) {
-    this.child = spawn('docker', ['exec', '-i', head, 'python3', '-u', '/bench/driver.py', GCS], {
+  constructor(head: string, logFile: string, gcs = GCS) {
+    this.child = spawn('docker', ['exec', '-i', head, 'python3', '-u', '/bench/driver.py', gcs], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const errors = createWriteStream(logFile, { flags: 'a' });

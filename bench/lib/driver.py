@@ -125,6 +125,37 @@ def collect_busy(cmd):
     return {"completed": len(done), "failed": len(errors), "errors": errors, "finishedAt": [d["finishedAt"] for d in done]}
 
 
+@ray.remote(num_cpus=0)
+class Holder:
+    # Lives on one node and owns the objects it puts there: they stay in that node's object store until freed.
+    def put(self, size):
+        # bytes, not a NumPy array: the image's Ray has no NumPy. Reading it back costs one copy on the consumer.
+        return [ray.put(bytes(size))]
+
+
+@ray.remote(num_cpus=0)
+def consume(refs):
+    # The ref comes nested, so Ray does not fetch it before the task starts: the get below is the whole transfer.
+    start = time.perf_counter()
+    value = ray.get(refs[0])
+    return {"seconds": time.perf_counter() - start, "bytes": len(value)}
+
+
+def run_transfer(cmd):
+    # An object ray.put on one node, consumed by a task on the other: the object manager moves it between them.
+    holder = pinned(Holder, cmd["fromNodeId"]).remote()
+    results = []
+    try:
+        for _ in range(cmd["reps"]):
+            [ref] = ray.get(holder.put.remote(cmd["bytes"]))
+            result = ray.get(pinned(consume, cmd["toNodeId"]).remote([ref]))
+            results.append({**result, "mbPerSecond": result["bytes"] / result["seconds"] / 1e6})
+            del ref
+    finally:
+        ray.kill(holder)
+    return {"transfers": results}
+
+
 COMMANDS = {
     "wait_node": wait_node,
     "wait_gone": wait_gone,
@@ -132,6 +163,7 @@ COMMANDS = {
     "tiny": run_tiny,
     "submit_busy": submit_busy,
     "collect_busy": collect_busy,
+    "transfer": run_transfer,
     "ping": lambda cmd: {"pong": time.time()},
 }
 

@@ -197,15 +197,35 @@ export const PythonResult = envelope(
   }),
 );
 
+const OverlayJoin = z.object({ contributingSeconds: positive, tunnelUpSeconds: positive.nullable() });
+export const OverlaySession = z.object({
+  mode: z.enum(['overlay', 'direct']),
+  rep: z.number().int().nonnegative(),
+  position: z.number().int().nonnegative(),
+  joins: z.array(OverlayJoin).min(1),
+  cpu: z.array(Batch.extend({ cpuPerTask: positive })).min(1),
+  tiny: z.array(Batch).min(1),
+  transfer: z.object({ bytes: positive, mbPerSecond: z.array(positive).min(1) }),
+  tcp: z.object({ seconds: positive, mbPerSecond: positive, retransmits: z.number().int().nonnegative().nullable() }),
+});
+export type OverlaySession = z.infer<typeof OverlaySession>;
+
+export const OverlayResult = envelope(
+  'overlay',
+  z.object({ image: z.string(), tcpTool: z.string(), sessions: z.array(OverlaySession).min(2) }),
+);
+
 export const RESULT_SCHEMAS = {
   nodes: NodesResult,
   manager: ManagerResult,
   boinc: BoincResult,
   image: ImageResult,
   python: PythonResult,
+  overlay: OverlayResult,
 };
 export type NodesResult = z.infer<typeof NodesResult>;
 export type ManagerResult = z.infer<typeof ManagerResult>;
 export type BoincResult = z.infer<typeof BoincResult>;
 export type ImageResult = z.infer<typeof ImageResult>;
 export type PythonResult = z.infer<typeof PythonResult>;
+export type OverlayResult = z.infer<typeof OverlayResult>;

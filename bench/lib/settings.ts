@@ -29,6 +29,17 @@ export interface Settings {
   boinc: { reps: number; settleSeconds: number; seconds: number; install: boolean };
   /** The task's loop in each node's Python, outside Ray (the interpreters differ). */
   python: { reps: number; loops: number };
+  /** Overlay against direct mode: repetition pairs (alternating order), each with two fresh providers per mode. */
+  overlay: {
+    reps: number;
+    /** `loops` of the pure-Python task: about 1 CPU second each at 20 million in the image's Python. */
+    cpu: { tasks: number; loops: number; batches: number };
+    tiny: { tasks: number; batches: number };
+    /** Objects moved from one provider to the other per repetition, each `bytes` large. */
+    transfer: { bytes: number; reps: number };
+    /** Length of the raw TCP run (iperf3) between the same two providers. */
+    tcpSeconds: number;
+  };
 }
 
 export const PROFILES: Record<Settings['profile'], Settings> = {
@@ -57,6 +68,13 @@ export const PROFILES: Record<Settings['profile'], Settings> = {
     },
     boinc: { reps: 2, settleSeconds: 15, seconds: 60, install: true },
     python: { reps: 7, loops: 6_000_000 },
+    overlay: {
+      reps: 3,
+      cpu: { tasks: 8, loops: 20_000_000, batches: 2 },
+      tiny: { tasks: 1000, batches: 2 },
+      transfer: { bytes: 64 * 1024 ** 2, reps: 3 },
+      tcpSeconds: 3,
+    },
   },
   quick: {
     profile: 'quick',
@@ -83,6 +101,13 @@ export const PROFILES: Record<Settings['profile'], Settings> = {
     },
     boinc: { reps: 1, settleSeconds: 5, seconds: 10, install: true },
     python: { reps: 3, loops: 3_000_000 },
+    overlay: {
+      reps: 2,
+      cpu: { tasks: 8, loops: 20_000_000, batches: 1 },
+      tiny: { tasks: 500, batches: 1 },
+      transfer: { bytes: 64 * 1024 ** 2, reps: 2 },
+      tcpSeconds: 2,
+    },
   },
   smoke: {
     profile: 'smoke',
@@ -110,5 +135,12 @@ export const PROFILES: Record<Settings['profile'], Settings> = {
     // CI machines do not get boinc-client installed for a smoke run: the result then says it was skipped.
     boinc: { reps: 1, settleSeconds: 1, seconds: 3, install: false },
     python: { reps: 2, loops: 500_000 },
+    overlay: {
+      reps: 1,
+      cpu: { tasks: 2, loops: 1_000_000, batches: 1 },
+      tiny: { tasks: 50, batches: 1 },
+      transfer: { bytes: 8 * 1024 ** 2, reps: 1 },
+      tcpSeconds: 1,
+    },
   },
 };
