@@ -242,8 +242,10 @@ build_images() {
     context=$(mktemp -d "$CACHE/manager-context.XXXXXX")
     WORK_DIRS+=("$context")
     manager_context "$context"
+    # Host networking, as for the agent image: its apt-get (the gateway's WireGuard tools) reaches Debian's mirror
+    # also from an engine whose bridge has no masquerading (the fresh set-up check's).
     step "building $MANAGER_IMAGE" build-manager-image \
-      docker build --force-rm -t "$MANAGER_IMAGE" --build-arg NODE_IMAGE="$NODE_IMAGE" "$context"
+      docker build --force-rm --network host -t "$MANAGER_IMAGE" --build-arg NODE_IMAGE="$NODE_IMAGE" "$context"
     cleanup
   fi
 }
