@@ -1,3 +1,5 @@
+import type { HistoryDocument } from './history.js';
+import type { StopMode } from './policy.js';
 import type { Settings, SettingsErrors, SettingsPatch } from './settings.js';
 import type { OfferableLimits, PullProgress, StatusView } from './view-model.js';
 
@@ -6,6 +8,13 @@ import type { OfferableLimits, PullProgress, StatusView } from './view-model.js'
  * calls as `window.rayAgent`; the main process validates every payload with the zod schemas before acting.
  */
 export type SaveResult = { ok: true; settings: Settings } | { ok: false; errors: SettingsErrors };
+
+/** What "Leave this cluster" removed, and what it could not (empty on a clean run). */
+export interface LeaveReport {
+  deregistered: boolean;
+  removed: string[];
+  leftovers: string[];
+}
 
 export interface TokenState {
   stored: boolean;
@@ -27,6 +36,11 @@ export interface InvokeChannels {
   'limits:get': () => OfferableLimits;
   'logs:tail': (lines: number) => string;
   'playground:start': () => { ok: true } | { ok: false; error: string };
+  /** The tray's "Pause after current tasks" and "Stop now": contributing stops (and stays off until turned on). */
+  'contribute:stop': (mode: StopMode) => { ok: true } | { ok: false; error: string };
+  'history:get': () => HistoryDocument;
+  /** Drain, deregister from the manager, remove containers, image, volumes, the token and the settings. */
+  'cluster:leave': () => { ok: true; report: LeaveReport } | { ok: false; error: string };
 }
 
 /** main -> renderer events (webContents.send / ipcRenderer.on). */
@@ -52,6 +66,9 @@ export const INVOKE_CHANNELS: readonly InvokeChannel[] = [
   'limits:get',
   'logs:tail',
   'playground:start',
+  'contribute:stop',
+  'history:get',
+  'cluster:leave',
 ];
 export const EVENT_CHANNELS: readonly EventChannel[] = ['status:changed', 'pull:progress', 'logs:data', 'notice'];
 

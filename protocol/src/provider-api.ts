@@ -115,7 +115,17 @@ export const HeartbeatResponse = z.object({
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 
-export const ProviderHealth = z.enum(['healthy', 'late', 'offline', 'stopped', 'never']);
+/**
+ * POST /api/deregister, authorized by the provider's own credential (Bearer): the provider leaves for good (the
+ * person chose "Leave this cluster"). The manager forgets its overlay peer at the next gateway sync and answers
+ * 401 to that credential from then on; the listing keeps the provider with `leftAt` set. Answered 200 with this body;
+ * a second call with the same credential gets 401, so a retry after a lost answer reads as "already gone".
+ */
+export const DEREGISTER_PATH = '/api/deregister';
+export const DeregisterResponse = z.object({ ok: z.literal(true), providerId: z.string(), leftAt: Timestamp });
+export type DeregisterResponse = z.infer<typeof DeregisterResponse>;
+
+export const ProviderHealth = z.enum(['healthy', 'late', 'offline', 'stopped', 'never', 'left']);
 export type ProviderHealth = z.infer<typeof ProviderHealth>;
 
 /** GET /api/providers, authorized by the operator's admin token. */
@@ -138,6 +148,8 @@ export const ProviderSummary = z.object({
   health: ProviderHealth,
   /** Set once the provider was revoked (`providers revoke`): its credential and its overlay peer are gone. */
   revokedAt: Timestamp.nullable(),
+  /** Set once the provider deregistered itself (POST /api/deregister). Optional: older managers lack it. */
+  leftAt: Timestamp.nullable().optional(),
   /** The overlay address the provider holds (kept once given, also while it runs directly), or null: it never had one. */
   overlayAddress: z.string().nullable(),
   /** The tunnel as the agent last reported it, or null (direct mode or an older agent). */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ContributionPolicy, DEFAULT_POLICY } from './policy.js';
 
 /**
  * The tray app's settings, as the settings window edits them and as the app and the `ray-agent` CLI persist them.
@@ -38,7 +39,7 @@ export const ImageName = z
  * The settings file's format version. Bumped with every change of meaning, and each bump adds its step to
  * SETTINGS_MIGRATIONS, so a file an older app wrote is migrated, never reset.
  */
-export const SETTINGS_VERSION = 3;
+export const SETTINGS_VERSION = 4;
 
 export const Settings = z.object({
   version: z.literal(SETTINGS_VERSION),
@@ -68,6 +69,15 @@ export const Settings = z.object({
    * reachable from the cluster some other way (a LAN, a VPN of one's own).
    */
   network: z.enum(['overlay', 'direct'], { error: () => 'must be overlay or direct, e.g. overlay' }),
+  /** When to contribute and how to step aside (idle, schedule, battery, throttle, grace). */
+  policy: ContributionPolicy,
+  /** Desktop notifications for what needs the person (engine gone, token refused, crashes, a rolled-back update). */
+  notifications: z.boolean(),
+  /**
+   * `auto`: look for a newer agent image of the configured tag, pull it in the background and switch to it after a
+   * drain, when the policy allows; roll back if it does not reach contributing. `off`: only when the person asks.
+   */
+  updates: z.enum(['auto', 'off'], { error: () => 'must be auto or off, e.g. auto' }),
 });
 export type Settings = z.infer<typeof Settings>;
 
@@ -83,6 +93,9 @@ export const DEFAULT_SETTINGS: Settings = {
   onQuit: 'stop',
   statusPort: 8765,
   network: 'overlay',
+  policy: DEFAULT_POLICY,
+  notifications: true,
+  updates: 'auto',
 };
 
 /** A settings file's contents as JSON, before it is known to be valid. */
@@ -102,6 +115,15 @@ export const SETTINGS_MIGRATIONS: Readonly<Record<number, (old: StoredSettings) 
   // v3 added the tunnel pair: an existing installation gets it too (the agent joins directly while the manager
   // offers no gateway, as before).
   2: (old) => ({ ...old, version: 3, network: old.network ?? 'overlay' }),
+  // v4 added the contribution policy: an existing installation keeps contributing always (its old behaviour), with
+  // the new defaults for stepping aside; notifications on; updates automatic.
+  3: (old) => ({
+    ...old,
+    version: 4,
+    policy: old.policy ?? DEFAULT_POLICY,
+    notifications: old.notifications ?? true,
+    updates: old.updates ?? 'auto',
+  }),
 };
 
 /** The version a file says it has: files from before versions were written count as 1; null when it is no version. */

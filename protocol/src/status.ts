@@ -56,7 +56,18 @@ export const StatusDocument = z.object({
     /** Manager clock minus agent clock, seconds; shown only, never used to decide anything. */
     serverClockSkewSeconds: z.number().nullable(),
   }),
-  tasks: z.object({ running: z.number().int().nonnegative() }),
+  tasks: z.object({
+    running: z.number().int().nonnegative(),
+    /**
+     * What runs now, by the name Ray's worker process titles show (`ray::<task or actor>`), with counts. Optional:
+     * older agents lack it, as `completed`, the tasks seen finishing since the agent started.
+     */
+    byName: z
+      .array(z.object({ name: z.string().max(200), count: z.number().int().positive() }))
+      .max(50)
+      .optional(),
+    completed: z.number().int().nonnegative().optional(),
+  }),
   /**
    * The limits the node runs under: CPU_LIMIT/MEMORY_LIMIT, never above the container's cgroup or the host. The
    * `ray*` figures and `objectStoreIn` came later than schema 1 itself: optional, so older agents still validate.
@@ -73,6 +84,8 @@ export const StatusDocument = z.object({
     rayMemoryBytes: z.number().int().positive().optional(),
     /** Where the object store lives: /dev/shm, or /tmp when /dev/shm is too small (slower, still in the limit). */
     objectStoreIn: ObjectStoreLocation.optional(),
+    /** While the person's controller steps aside: the CPU quota enforced now (below `cpus`); null at full power. */
+    throttleCpus: z.number().positive().nullable().optional(),
   }),
   /** The WireGuard tunnel to the cluster's gateway; `state: off` in direct mode. Optional: older agents lack it. */
   tunnel: TunnelReport.optional(),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { TunnelState } from './overlay.js';
+import { PolicyView } from './policy.js';
 
 /**
  * What the tray and the window show: one view of the agent, derived from the container's state and its status
@@ -56,6 +57,20 @@ export const StatusView = z.object({
       state: TunnelState,
       line: z.string(),
       problem: z.string().nullable(),
+    })
+    .nullable()
+    .optional(),
+  /** The contribution policy's state in one sentence. Optional: a view from an older controller lacks it. */
+  policy: PolicyView.nullable().optional(),
+  /** What runs now, by task or actor name, with counts (from the agent's worker titles). */
+  tasks: z.array(z.object({ name: z.string(), count: z.number().int().positive() })).optional(),
+  /** The cluster this computer contributes to, for the window's "where does my compute go" line. */
+  cluster: z.object({ address: z.string(), managerUrl: z.string() }).nullable().optional(),
+  /** An agent image update under way or just finished (null: none). */
+  update: z
+    .object({
+      state: z.enum(['available', 'pulling', 'waiting', 'switching', 'rolled-back', 'failed']),
+      sentence: z.string(),
     })
     .nullable()
     .optional(),
