@@ -43,8 +43,6 @@ export const AgentControlRequest = z.discriminatedUnion('command', [
    * passed, and stays up (not contributing) until the container is stopped; it does not restart Ray meanwhile.
    */
   z.object({ command: z.literal('drain'), deadlineSeconds: z.number().int().min(0).max(86_400), reason: DrainReason }),
-  /** Tell the manager this provider leaves for good (the person chose "Leave this cluster"). */
-  z.object({ command: z.literal('deregister') }),
 ]);
 export type AgentControlRequest = z.infer<typeof AgentControlRequest>;
 
