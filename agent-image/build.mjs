@@ -20,6 +20,9 @@ const common = {
 };
 await build({ ...common, entryPoints: [`${here}src/main.ts`], outfile: `${here}dist/agent.mjs` });
 await build({ ...common, entryPoints: [`${here}src/healthcheck.ts`], outfile: `${here}dist/healthcheck.mjs` });
+// The controller's requests (live limits, drain) reach the running agent through this (AGENT_CONTROL_BUNDLE).
+await build({ ...common, entryPoints: [`${here}src/control/control-main.ts`], outfile: `${here}dist/control.mjs` });
 // The tunnel container runs the same image with the command `tunnel` (entrypoint.sh).
 await build({ ...common, entryPoints: [`${here}../tunnel/src/tunnel-main.ts`], outfile: `${here}dist/tunnel.mjs` });
 cpSync(`${here}src/ray/cluster_info.py`, `${here}dist/cluster_info.py`);
+cpSync(`${here}src/ray/node_control.py`, `${here}dist/node_control.py`);

@@ -3,9 +3,11 @@ import { join } from 'node:path';
 import { ExitCode, TUNNEL_DIR } from '@ray-agent/protocol';
 import { type AgentConfig, ConfigError, loadConfig } from './config/agent-config.js';
 import { formatGcsAddress } from './config/ray-head.js';
+import { controlSocketPath, serveControl } from './control/control-socket.js';
 import { installCrashPolicy } from './crash-policy.js';
 import { cgroupReader, freeBytes, hostCpus, hostMemory, shmSize } from './limits/cgroup.js';
 import { effectiveLimits, tooLittleMemory } from './limits/effective-limits.js';
+import { liveLimitsPath, readLiveLimits, startupRequest } from './limits/live-limits.js';
 import { rayResources } from './limits/ray-resources.js';
 import { createLogger, type Logger } from './log.js';
 import { logTokenFile } from './manager/registration.js';
@@ -86,16 +88,21 @@ async function main(): Promise<void> {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => onStop(signal));
 
   const cgroup = cgroupReader();
-  // The variables never outrank the kernel: the smaller of what they ask and what the container (or host) has.
-  const limits = effectiveLimits(
+  // The offer the controller gave live (if any) outranks CPU_LIMIT/MEMORY_LIMIT; a quota that is only its throttle
+  // is not the limit.
+  const live = readLiveLimits(liveLimitsPath(config.stateDir));
+  const start = startupRequest(
     { cpus: config.cpuLimit, memoryBytes: config.memoryLimit },
-    {
-      cgroupCpus: cgroup.cpuLimit(),
-      cgroupMemoryBytes: cgroup.memoryLimit(),
-      hostCpus: hostCpus(),
-      hostMemoryBytes: hostMemory(),
-    },
+    live.kind === 'ok' ? live.limits : undefined,
+    cgroup.cpuLimit(),
   );
+  // The variables never outrank the kernel: the smaller of what they ask and what the container (or host) has.
+  const limits = effectiveLimits(start.request, {
+    cgroupCpus: start.cgroupCpus,
+    cgroupMemoryBytes: cgroup.memoryLimit(),
+    hostCpus: hostCpus(),
+    hostMemoryBytes: hostMemory(),
+  });
   const tooSmall = tooLittleMemory(limits);
   if (tooSmall) fatal(ExitCode.badConfig, tooSmall);
   const { cpus, memoryBytes, source } = limits;
@@ -131,11 +138,13 @@ async function main(): Promise<void> {
     rayCpus: resources.numCpus,
     rayMemoryBytes: resources.memoryBytes,
     objectStoreIn: resources.plan.objectStoreIn,
+    throttleCpus: live.kind === 'ok' ? live.limits.throttleCpus : null,
   });
   running.model = model;
   model.heartbeat.intervalSeconds = config.heartbeatIntervalSeconds;
   model.onStateChange = (from, to) => log.info({ from, to, reason: model.error?.message }, `state: ${to}`);
-  for (const warning of [...limits.warnings, ...resources.warnings]) {
+  const liveWarnings = live.kind === 'invalid' ? [live.warning] : [];
+  for (const warning of [...liveWarnings, ...limits.warnings, ...resources.warnings]) {
     model.warn(warning);
     log.warn(warning);
   }
@@ -203,6 +212,8 @@ async function main(): Promise<void> {
   });
   running.supervisor = supervisor;
   onStop = (signal) => void supervisor.shutdown(signal);
+  // The controller's live limits and drains (docker exec … control.mjs) reach the supervisor here.
+  await serveControl(controlSocketPath(config.stateDir), (request) => supervisor.control(request));
   await supervisor.run();
 }
 

@@ -25,14 +25,39 @@ export interface TaskCount {
   names: Record<string, number>;
 }
 
+/** The status document's `tasks.byName`: at most this many names, the most frequent first. */
+export const MAX_TASK_NAMES = 50;
+const MAX_NAME_LENGTH = 200;
+
+export function tasksByName(names: Record<string, number>): { name: string; count: number }[] {
+  return Object.entries(names)
+    .map(([name, count]) => ({ name: name.slice(0, MAX_NAME_LENGTH), count }))
+    .sort((a, b) => b.count - a.count || a.name.localeCompare(b.name))
+    .slice(0, MAX_TASK_NAMES);
+}
+
+/**
+ * `completed` counts a busy worker seen idle, running something else, or gone at the next sample: cumulative since
+ * the agent started. It is a lower bound: a task that starts and ends between two samples is never seen, nor are
+ * two same-named tasks run back to back by one worker within a sampling period.
+ */
 export class TaskCounter {
   private readonly actorPids = new Set<string>();
+  /** What each busy worker ran at the last sample. */
+  private busy = new Map<string, string>();
+  completed = 0;
 
   constructor(private readonly procRoot = '/proc') {}
+
+  /** The busy workers are about to be killed (a deadline passed): their end is not a completion. */
+  forgetBusy(): void {
+    this.busy.clear();
+  }
 
   count(): TaskCount {
     const names: Record<string, number> = {};
     const alive = new Set<string>();
+    const busy = new Map<string, string>();
     let running = 0;
     for (const pid of readdirSync(this.procRoot)) {
       if (!/^\d+$/.test(pid)) continue;
@@ -49,8 +74,11 @@ export class TaskCounter {
       else if (this.actorPids.has(pid)) continue; // an actor waiting for its next call
       running += 1;
       names[name] = (names[name] ?? 0) + 1;
+      busy.set(pid, name);
     }
     for (const pid of this.actorPids) if (!alive.has(pid)) this.actorPids.delete(pid);
+    for (const [pid, name] of this.busy) if (busy.get(pid) !== name) this.completed += 1;
+    this.busy = busy;
     return { running, names };
   }
 }

@@ -27,6 +27,20 @@ export function createMetrics(model: StatusModel): Registry {
   gauge('ray_agent_running_tasks', 'Ray tasks and actor calls executing on this node.', (g) =>
     g.set(model.runningTasks),
   );
+  gauge(
+    'ray_agent_running_tasks_by_name',
+    'Ray tasks and actor calls executing on this node, by worker title (at most 50 names).',
+    (g) => {
+      g.reset();
+      for (const { name, count } of model.tasksByName) g.set({ name }, count);
+    },
+    ['name'],
+  );
+  gauge(
+    'ray_agent_tasks_completed_total',
+    'Tasks seen finishing on this node since the agent started (a lower bound: sampled every 2 s).',
+    (g) => g.set(model.tasksCompleted),
+  );
   gauge('ray_agent_ray_node_restarts_total', 'Times the Ray node was restarted after it stopped unexpectedly.', (g) =>
     g.set(model.ray.restarts),
   );
@@ -39,6 +53,9 @@ export function createMetrics(model: StatusModel): Registry {
     (g) => g.set((model.heartbeat.lastSuccessAt?.getTime() ?? 0) / 1000),
   );
   gauge('ray_agent_cpu_limit_cores', 'CPU limit the node runs under.', (g) => g.set(model.limits.cpus));
+  gauge('ray_agent_cpu_throttle_cores', 'CPU quota enforced while stepping aside (0 = not throttled).', (g) =>
+    g.set(model.limits.throttleCpus ?? 0),
+  );
   gauge('ray_agent_memory_limit_bytes', 'Memory limit the node runs under.', (g) => g.set(model.limits.memoryBytes));
   gauge('ray_agent_cpu_usage_percent', 'Container CPU use as a percentage of the CPU limit.', (g) =>
     g.set(model.usage.cpuPercent),

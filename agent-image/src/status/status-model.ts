@@ -51,6 +51,9 @@ export class StatusModel {
     serverClockSkewSeconds: null as number | null,
   };
   runningTasks = 0;
+  /** What runs now by worker title, the most frequent first (at most 50), and tasks seen finishing since start. */
+  tasksByName: { name: string; count: number }[] = [];
+  tasksCompleted = 0;
   /** The WireGuard tunnel (`off` in direct mode); unset until the supervisor has looked. */
   tunnel: TunnelReport | undefined;
   usage = { cpuPercent: 0, memoryBytes: 0 };
@@ -140,7 +143,11 @@ export class StatusModel {
         nextAttemptAt: iso(this.heartbeat.nextAttemptAt),
         serverClockSkewSeconds: this.heartbeat.serverClockSkewSeconds,
       },
-      tasks: { running: this.runningTasks },
+      tasks: {
+        running: this.runningTasks,
+        byName: this.tasksByName.map((entry) => ({ ...entry })),
+        completed: this.tasksCompleted,
+      },
       limits: { ...this.limits },
       ...(this.tunnel ? { tunnel: { ...this.tunnel } } : {}),
       usage: { ...this.usage },

@@ -1,10 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { type ClusterAccess, ExitCode, type HeartbeatRequest, STOP_STEPS_SECONDS } from '@ray-agent/protocol';
+import {
+  type AgentControlReply,
+  type AgentControlRequest,
+  type ClusterAccess,
+  type DrainReason,
+  ExitCode,
+  type HeartbeatRequest,
+  STOP_STEPS_SECONDS,
+} from '@ray-agent/protocol';
 import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '../config/agent-config.js';
 import { formatGcsAddress } from '../config/ray-head.js';
-import { cgroupReader } from '../limits/cgroup.js';
+import { cgroupReader, freeBytes, hostCpus, hostMemory, shmSize } from '../limits/cgroup.js';
+import { liveLimitsPath, writeLiveLimits } from '../limits/live-limits.js';
+import { planLiveLimits } from '../limits/live-resize.js';
 import type { RayResources } from '../limits/ray-resources.js';
 import type { Logger } from '../log.js';
 import { runHeartbeats } from '../manager/heartbeat-loop.js';
@@ -15,14 +25,15 @@ import { type JoinTarget, needsRejoin } from '../overlay/join-target.js';
 import { overlayPaths } from '../overlay/tunnel-files.js';
 import { probeGcs } from '../ray/gcs-probe.js';
 import { RayLogWatcher } from '../ray/log-watcher.js';
+import { drainNode, type OwnNode, resizeNode } from '../ray/node-control.js';
 import { preflightCluster } from '../ray/preflight.js';
-import { TaskCounter } from '../ray/task-counter.js';
+import { TaskCounter, tasksByName } from '../ray/task-counter.js';
 import type { Credentials, StateStore } from '../state/state-store.js';
 import type { StatusModel } from '../status/status-model.js';
 import { Backoff, sleep } from './backoff.js';
 import { primaryAddress } from './host-facts.js';
 import { IdentityGate } from './identity-gate.js';
-import { killRayLeftovers, RayNode } from './ray-node.js';
+import { killRayLeftovers, RayNode, rayletRunning } from './ray-node.js';
 import { UsageSampler } from './usage-sampler.js';
 
 export interface SupervisorDeps {
@@ -43,6 +54,8 @@ export interface SupervisorDeps {
 }
 
 const SAMPLE_MS = 2_000;
+/** How often a drain looks whether Ray has finished (its raylet exits by itself once the node is idle). */
+const DRAIN_POLL_MS = 500;
 const MISMATCH_RECHECK_MS = 300_000;
 const { rayForceStop, leftoverKill, finalHeartbeat } = STOP_STEPS_SECONDS;
 
@@ -81,10 +94,23 @@ export class AgentSupervisor {
   private readonly access: ClusterAccessKeeper;
   /** What the running (or last) node joined. */
   private joined: JoinTarget | undefined;
+  /** Ray's sizing for the next start: the figures at agent start, then the latest live offer. */
+  private resources: RayResources;
+  /** What the running (or last) node was started with: its object store cannot change live. */
+  private nodeResources: RayResources | undefined;
+  /** Set by a `drain` request: Ray is not started again until the container stops. */
+  private paused: DrainReason | undefined;
+  /** The drain under way or done: a repeated request gets the same answer. */
+  private drainRun: Promise<AgentControlReply> | undefined;
+  /** `limits` requests apply one after the other, in the order they came. */
+  private limitsQueue: Promise<unknown> = Promise.resolve();
+  private readonly tasks = new TaskCounter();
+  private usage: UsageSampler | undefined;
 
   constructor(private readonly deps: SupervisorDeps) {
     this.client = new ManagerClient(deps.config.manager, { caFile: deps.config.managerCaFile });
     this.credentials = deps.credentials;
+    this.resources = deps.resources;
     this.nodeIp = primaryAddress(deps.config.nodeIpAddress);
     deps.model.ray.nodeIp = this.nodeIp;
     const { config } = deps;
@@ -131,6 +157,147 @@ export class AgentSupervisor {
     await this.client.close();
     log.info('stopped cleanly');
     this.deps.exit(ExitCode.ok);
+  }
+
+  /** A request from the controller (the control socket): new limits, or a drain. */
+  control(request: AgentControlRequest): Promise<AgentControlReply> {
+    if (request.command === 'drain') {
+      this.drainRun ??= this.drain(request.deadlineSeconds, request.reason);
+      return this.drainRun;
+    }
+    const applied = this.limitsQueue.then(() => this.applyLimits(request));
+    this.limitsQueue = applied.catch(() => undefined);
+    return applied;
+  }
+
+  /**
+   * The offer changed, or a throttle came or went. The offer is saved (LIVE_LIMITS_FILE) so a restarted agent sizes
+   * Ray by it, and Ray's logical CPU and memory follow it live. A throttle alone leaves Ray's view as it is: the
+   * tasks run on, slowly, under the quota the controller set.
+   */
+  private async applyLimits(request: Extract<AgentControlRequest, { command: 'limits' }>): Promise<AgentControlReply> {
+    const { model, log, config } = this.deps;
+    const cgroup = cgroupReader();
+    const plan = planLiveLimits(request, {
+      hostCpus: hostCpus(),
+      hostMemoryBytes: hostMemory(),
+      cgroupMemoryBytes: cgroup.memoryLimit(),
+      shmBytes: shmSize(),
+      tmpFreeBytes: freeBytes('/tmp'),
+      runningObjectStoreBytes: (this.nodeResources ?? this.resources).objectStoreBytes,
+    });
+    if (plan.kind === 'refused') return { ok: false, message: plan.message };
+    const { cpus, memoryBytes, throttleCpus } = request;
+    writeLiveLimits(liveLimitsPath(config.stateDir), {
+      cpus,
+      memoryBytes,
+      throttleCpus,
+      updatedAt: new Date().toISOString(),
+    });
+    for (const warning of plan.warnings) log.warn(warning);
+    const before = { rayCpus: model.limits.rayCpus, rayMemoryBytes: model.limits.rayMemoryBytes };
+    const unchanged = before.rayCpus === plan.rayCpus && before.rayMemoryBytes === plan.rayMemoryBytes;
+    const node = this.node;
+    const joined = !this.paused && node?.running === true && model.ray.state === 'joined';
+    let resizedLive = true;
+    let detail = '';
+    if (joined && !unchanged) {
+      const outcome = await resizeNode(this.ownNode(), plan.rayCpus, plan.rayMemoryBytes);
+      resizedLive = outcome.ok;
+      detail = outcome.detail ?? '';
+      if (!outcome.ok) log.warn({ detail }, 'Ray refused the live resize');
+    }
+    // A node that starts later (after a crash, or none runs now) is sized by the new offer.
+    this.resources = plan.resources;
+    model.limits = {
+      ...model.limits,
+      cpus: Math.min(cpus, hostCpus()),
+      memoryBytes: plan.resources.plan.memoryBytes,
+      source: 'env',
+      throttleCpus,
+      ...(resizedLive ? { rayCpus: plan.rayCpus, rayMemoryBytes: plan.rayMemoryBytes } : {}),
+    };
+    if (this.usage) this.usage.cpuLimit = model.limits.cpus;
+    const throttle = throttleCpus === null ? 'no throttle' : `throttled to ${throttleCpus} CPUs`;
+    log.info({ cpus, memoryBytes, throttleCpus, rayCpus: plan.rayCpus, resizedLive }, 'live limits applied');
+    const rayCpus = resizedLive ? plan.rayCpus : (before.rayCpus ?? plan.rayCpus);
+    const message = !resizedLive
+      ? `Ray refused the live resize, so it schedules ${rayCpus} CPUs until the agent is restarted (limits saved, ${throttle}): ${detail.slice(0, 200) || 'no reason given'}`
+      : joined
+        ? `Ray schedules ${plan.rayCpus} CPUs now (${throttle})`
+        : this.paused
+          ? `limits saved (${throttle}); Ray is paused (drained) and starts with ${plan.rayCpus} CPUs when the container starts again`
+          : `limits saved (${throttle}); Ray is not running now and starts with ${plan.rayCpus} CPUs`;
+    return { ok: true, message: message.slice(0, 500), rayCpus, resizedLive };
+  }
+
+  /**
+   * Ray's own drain (reason preemption, this deadline): no new work here, running tasks finish and hand their results
+   * to their owners, libraries that honour drains save their work. Ray's raylet exits by itself once the node is
+   * idle; at the deadline whatever is left is killed. Ray is then not started again until the container stops; the
+   * agent stays up and heartbeats `draining`, with a `paused` condition saying why.
+   */
+  private async drain(deadlineSeconds: number, reason: DrainReason): Promise<AgentControlReply> {
+    const { model, log } = this.deps;
+    const deadline = Date.now() + deadlineSeconds * 1000;
+    this.paused = reason;
+    model.setState('draining');
+    log.info({ reason, deadlineSeconds }, 'drain requested: Ray takes no new work; running tasks may finish');
+    const node = this.node;
+    let tasksLeft = 0;
+    let how = 'Ray was not running';
+    if (node?.running && model.ray.state === 'joined') {
+      model.ray.state = 'stopping';
+      const outcome = await drainNode(this.ownNode(), deadline, `ray-agent: ${reason}`);
+      if (outcome.ok) how = 'Ray drained';
+      else {
+        // Ray's own SIGTERM path drains too (RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S); the deadline below still holds.
+        log.warn({ detail: outcome.detail }, "Ray refused the drain request; stopping with Ray's shutdown drain");
+        how = `Ray refused the drain (${outcome.detail?.slice(0, 200) ?? 'no reason given'}), so it was stopped with its shutdown drain`;
+        void node.stop(Math.max(0, (deadline - Date.now()) / 1000) + rayForceStop);
+      }
+      // Ray's raylet exits by itself once the node is idle. A stop signal meanwhile takes over: shutdown drains and
+      // stops the node itself.
+      const stop = this.stopping.signal;
+      while (!stop.aborted && Date.now() < deadline && node.running && rayletRunning())
+        await sleep(DRAIN_POLL_MS, stop);
+      if (stop.aborted)
+        return {
+          ok: true,
+          message: 'the agent was told to stop meanwhile; its own stop ends the drain',
+          tasksLeft: this.tasks.count().running,
+        };
+      tasksLeft = this.tasks.count().running;
+      if (tasksLeft > 0) {
+        log.warn({ tasksLeft }, 'the drain deadline passed with tasks still running: stopping Ray now');
+        this.tasks.forgetBusy(); // killed, not completed
+        node.kill();
+      }
+      await node.stop(rayForceStop);
+    } else if (node?.running) {
+      await node.stop(rayForceStop); // still joining: nothing runs on it yet
+    }
+    if (node) await killRayLeftovers(leftoverKill * 1000);
+    model.ray.state = 'stopped';
+    model.ray.joinedAt = null;
+    model.runningTasks = 0;
+    model.tasksByName = [];
+    const message = `paused (${reason}): ${how}${tasksLeft > 0 ? `; ${tasksLeft} tasks were still running at the deadline and were stopped` : ''}; Ray stays stopped until the container is stopped`;
+    model.fail('paused', message);
+    log.info({ reason, tasksLeft }, 'drained: Ray stopped and stays stopped');
+    return { ok: true, message: message.slice(0, 500), tasksLeft };
+  }
+
+  private ownNode(): OwnNode {
+    const target = this.joined;
+    return {
+      python: this.deps.python,
+      gcs: target?.gcs ?? this.deps.config.gcs,
+      rayAuthTokenFile: target?.rayAuthTokenFile,
+      providerId: this.credentials?.providerId ?? 'unregistered',
+      nodeManagerPort: this.deps.config.ports.nodeManager,
+      nodeIp: target?.nodeIpAddress ?? this.nodeIp,
+    };
   }
 
   /**
@@ -403,6 +570,11 @@ export class AgentSupervisor {
     const backoff = new Backoff(1_000, 30_000);
     let joinedBefore = false;
     while (!signal.aborted) {
+      if (this.paused) {
+        // Drained on request: the node stays down (heartbeats go on) until the container is stopped.
+        await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+        break;
+      }
       await this.identity.whenHeld(signal);
       if (signal.aborted) break;
       model.ray.state = joinedBefore ? 'restarting' : 'joining';
@@ -435,7 +607,7 @@ export class AgentSupervisor {
       }
       model.clearError('head_unreachable');
       model.clearError('version_mismatch');
-      if (!this.identity.held) continue; // refused while the preflight ran
+      if (!this.identity.held || this.paused) continue; // refused, or drained, while the preflight ran
       this.joinedCluster = preflight.info.clusterId;
       this.headLost = false;
       if (model.current === 'error') model.setState(joinedBefore ? 'reconnecting' : 'connecting');
@@ -443,6 +615,7 @@ export class AgentSupervisor {
       if (signal.aborted) break;
       joinedBefore ||= exit.joined;
       if (exit.joined) backoff.reset();
+      if (this.paused) continue; // the drain stopped it: not a failure, and not restarted
       if (this.identityLost) {
         // Stepped aside for another boot of this provider; the gate opens again once the manager accepts us.
         this.identityLost = false;
@@ -479,7 +652,9 @@ export class AgentSupervisor {
   private runNode(
     target: JoinTarget,
   ): Promise<{ joined: boolean; code: number | null; signal: string | null; lastLines: string[] }> {
-    const { model, config, resources, log } = this.deps;
+    const { model, config, log } = this.deps;
+    const resources = this.resources;
+    this.nodeResources = resources;
     const providerId = this.credentials?.providerId ?? 'unregistered';
     const node = new RayNode({
       rayBin: this.deps.rayBin,
@@ -561,10 +736,14 @@ export class AgentSupervisor {
   private startSampling(): void {
     const { model } = this.deps;
     const usage = new UsageSampler(cgroupReader(), model.limits.cpus);
+    this.usage = usage;
     const logs = new RayLogWatcher('/tmp/ray/session_latest/logs', (line) => model.rayError(line));
-    const tasks = new TaskCounter();
     const tick = () => {
-      model.runningTasks = model.ray.state === 'joined' || model.ray.state === 'stopping' ? tasks.count().running : 0;
+      const counted = this.tasks.count();
+      const live = model.ray.state === 'joined' || model.ray.state === 'stopping';
+      model.runningTasks = live ? counted.running : 0;
+      model.tasksByName = live ? tasksByName(counted.names) : [];
+      model.tasksCompleted = this.tasks.completed;
       model.usage = usage.sample();
       logs.poll();
       this.access.refresh();

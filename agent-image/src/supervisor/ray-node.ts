@@ -191,7 +191,11 @@ function parentOf(procRoot: string, pid: number): number | undefined {
  * Ray processes left below the agent's own processes (`ownRoots`), from /proc. Zombies have no cmdline and do not
  * count.
  */
-export function rayProcessPids(procRoot = '/proc', roots: number[] = ownRoots(procRoot)): number[] {
+export function rayProcessPids(
+  procRoot = '/proc',
+  roots: number[] = ownRoots(procRoot),
+  pattern: RegExp = RAY_PROCESS,
+): number[] {
   const pids: number[] = [];
   for (const name of readdirSync(procRoot)) {
     const pid = Number(name);
@@ -202,9 +206,14 @@ export function rayProcessPids(procRoot = '/proc', roots: number[] = ownRoots(pr
     } catch {
       continue; // the process ended while we looked
     }
-    if (RAY_PROCESS.test(cmdline) && descendsFrom(procRoot, pid, roots)) pids.push(pid);
+    if (pattern.test(cmdline) && descendsFrom(procRoot, pid, roots)) pids.push(pid);
   }
   return pids;
+}
+
+/** Whether this agent's raylet still runs: after a drain it exits by itself once the node is idle. */
+export function rayletRunning(procRoot = '/proc', roots: number[] = ownRoots(procRoot)): boolean {
+  return rayProcessPids(procRoot, roots, /(^|\/)raylet\0/).length > 0;
 }
 
 function descendsFrom(procRoot: string, pid: number, roots: number[]): boolean {

@@ -6,7 +6,8 @@ export class UsageSampler {
 
   constructor(
     private readonly cgroup: CgroupReader,
-    private readonly cpuLimit: number,
+    /** The offer, not a throttle: the percentage is of what the person gives (it changes with live limits). */
+    public cpuLimit: number,
   ) {}
 
   sample(): { cpuPercent: number; memoryBytes: number } {
