@@ -264,23 +264,46 @@ describe('AgentContainer lifecycle on the real engine', () => {
     expect((await inspect(firstId)).json.State.Running).toBe(true);
   });
 
-  test('a change (cpus and token) replaces it: new limits, old container gone, state volume kept with the new token', async () => {
+  test('new CPU and memory limits apply live: same container, not restarted, the kernel holds them', async () => {
+    const before = await inspect(firstId);
+    const startedAt = (JSON.parse(before.text) as Array<{ State: { StartedAt: string } }>)[0]?.State.StartedAt;
+    const changed = { ...spec, cpus: 0.75, memoryBytes: 1280 * MiB };
+    const result = await agent.up(changed);
+    expect(result).toMatchObject({ outcome: 'adopted', id: firstId });
+    expect(result.liveLimits).toMatchObject({ nanoCpus: 7.5e8, memoryBytes: 1280 * MiB });
+    const after = await inspect(firstId);
+    expect(after.json.HostConfig).toMatchObject({ NanoCpus: 7.5e8, Memory: 1280 * MiB, MemorySwap: 1280 * MiB });
+    expect(after.json.State.Running).toBe(true);
+    expect((JSON.parse(after.text) as Array<{ State: { StartedAt: string } }>)[0]?.State.StartedAt).toBe(startedAt);
+    // Whatever the image's agent could tell (an image without the control bundle: a warning, never a restart).
+    if (result.liveLimits?.resizedLive === false) expect(result.warnings.join(' ')).toMatch(/limits hold/);
+    // Again: nothing to change.
+    expect((await agent.up(changed)).liveLimits).toBeUndefined();
+    // A throttle is not drift.
+    const throttle = await agent.applyLimits({ cpus: 0.75, memoryBytes: 1280 * MiB, throttleCpus: 0.1 });
+    expect(throttle?.nanoCpus).toBe(1e8);
+    expect(await agent.drift(changed)).toEqual([]);
+    spec = changed;
+  }, 60_000);
+
+  test('a change (drain deadline and token) replaces it: old container gone, state volume kept with the new token', async () => {
     // The agent saved its install ID on the state volume (it registers with it); a new container keeps it.
     const installId = await inVolume(volume, 'cat /v/install-id');
     expect(installId).toMatch(/\S{8,}/);
-    const changed = { ...spec, cpus: 0.5, token: newToken() };
+    const changed = { ...spec, drainDeadlineSeconds: 6, token: newToken() };
     const result = await agent.up(changed);
     expect(result.outcome).toBe('replaced');
     expect(result.id).not.toBe(firstId);
     await expect(docker(['inspect', firstId])).rejects.toThrow('No such object');
     const { json, text } = await inspect(result.id);
-    expect(json.HostConfig.NanoCpus).toBe(5e8);
+    // Created afresh at the offer: a throttle does not outlive the container.
+    expect(json.HostConfig.NanoCpus).toBe(7.5e8);
     expect(text).not.toContain(changed.token);
     expect(await inVolume(volume, 'cat /v/secrets/enrollment-token')).toBe(changed.token);
     expect(await inVolume(volume, 'cat /v/install-id')).toBe(installId);
     spec = changed;
     firstId = result.id;
-  }, 60_000);
+  }, 90_000);
 
   test("logs() reads the agent's own lines", async () => {
     const lines: string[] = [];

@@ -208,8 +208,8 @@ describe('the tunnel pair on the real engine', () => {
     expect((await inspect(tunnel)).json.Id).toBe(ids.tunnel);
   }, 60_000);
 
-  test("a change of the agent's own recipe (CPUs) replaces only the agent, in the same tunnel", async () => {
-    spec = { ...spec, cpus: 0.5 };
+  test("a change of the agent's own recipe (its drain deadline) replaces only the agent, in the same tunnel", async () => {
+    spec = { ...spec, drainDeadlineSeconds: (spec.drainDeadlineSeconds ?? 25) + 1 };
     await upPair(agent, spec);
     const a = await inspect(name);
     expect(a.json.Id).not.toBe(ids.agent);

@@ -62,9 +62,9 @@ const DEFAULT_DRAIN_SECONDS = AGENT_ENV.DRAIN_DEADLINE.default;
 /**
  * Bumped when the recipe below changes, so existing containers are recreated with it. 2: the secrets left the
  * hash (a new token is delivered into the volume, not by a new container) and AGENT_TOKEN_FILE is always set.
- * 3: the tunnel pair.
+ * 3: the tunnel pair. 4: the CPU and memory limits left the hash (`up` changes them live, see live-limits.ts).
  */
-const RECIPE_VERSION = 3;
+const RECIPE_VERSION = 4;
 const MiB = 1024 ** 2;
 
 /** Variables the controller sets itself; extraEnv may not override them or carry secrets around the file. */
@@ -136,7 +136,9 @@ function sha256(text: string): string {
 /**
  * A digest of everything that shapes the container: what two callers with the same settings (the tray app, the
  * CLI, the playground) must agree on. The secrets are not in it: whether the token is given or not, and which one,
- * the container is the same; `up` delivers a new token into its state volume instead of replacing it.
+ * the container is the same; `up` delivers a new token into its state volume instead of replacing it. Nor are the
+ * CPU and memory limits: `docker update` changes them on the running container (a throttle too), so they are
+ * reconciled in place, not by a new container. ShmSize and the /tmp size, derived from memory at creation, stay.
  */
 export function configHash(spec: AgentSpec): string {
   const extraEnv = Object.entries(spec.extraEnv ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -145,8 +147,6 @@ export function configHash(spec: AgentSpec): string {
     image: spec.image,
     clusterAddress: spec.clusterAddress,
     managerUrl: spec.managerUrl,
-    cpus: spec.cpus,
-    memoryBytes: spec.memoryBytes,
     statusPort: spec.statusPort,
     drainDeadlineSeconds: drainSeconds(spec),
     tunnel: usesTunnel(spec),

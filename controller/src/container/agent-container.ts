@@ -1,4 +1,12 @@
-import { AGENT_ENV, type OfferableLimits, type PullProgress, STATE_DIR, stopTimeoutSeconds } from '@ray-agent/protocol';
+import {
+  AGENT_ENV,
+  type AgentControlReply,
+  type AgentControlRequest,
+  type OfferableLimits,
+  type PullProgress,
+  STATE_DIR,
+  stopTimeoutSeconds,
+} from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import { type EnsureImageResult, ensureImage, type PullPolicy } from '../engine/image-pull.js';
 import { offerableLimits } from '../engine/offerable-limits.js';
@@ -21,8 +29,17 @@ import {
   usesTunnel,
   validateSpec,
 } from './agent-container-spec.js';
+import { AgentControlError, agentControl } from './agent-control.js';
 import { containerDrift, type DriftItem } from './container-drift.js';
 import { type LogFollow, type LogOptions, type LogSource, readLogs } from './container-logs.js';
+import {
+  applyLiveLimits,
+  type LiveLimitsOutcome,
+  type LiveLimitsRequest,
+  limitsHold,
+  limitsToReconcile,
+  readLiveLimits,
+} from './live-limits.js';
 import { readDelivered, secretsArchive, secretsToWrite } from './state-volume-secrets.js';
 import {
   TUNNEL_ROLE,
@@ -36,6 +53,7 @@ export type { EnsureImageResult, PullPolicy } from '../engine/image-pull.js';
 export type { AgentSpec } from './agent-container-spec.js';
 export type { DriftItem } from './container-drift.js';
 export type { LogFollow, LogOptions, LogSource } from './container-logs.js';
+export type { LiveLimitsOutcome, LiveLimitsRequest } from './live-limits.js';
 
 export type UpOutcome = 'created' | 'adopted' | 'replaced';
 
@@ -49,6 +67,12 @@ export interface UpResult {
   secretsDelivered: boolean;
   /** Things that went well enough but a person should know, e.g. "could not pull; using the local copy". */
   warnings: string[];
+  /**
+   * Present when an adopted container's CPU or memory limits were changed in place (no restart). With
+   * `resizedLive: false` the kernel's limits hold but Ray schedules by its old CPU count (its warning is in
+   * `warnings`); a restart makes Ray follow, and is the caller's to choose (`down()` then `up()`: it drains).
+   */
+  liveLimits?: LiveLimitsOutcome;
 }
 
 export interface UpOptions {
@@ -276,6 +300,49 @@ export class AgentContainer {
     return offerableLimits(this.docker);
   }
 
+  /**
+   * Makes the agent hold `limits` in place at once (see applyLiveLimits), running or stopped (a stopped one stays
+   * stopped). Idempotent: null when there is no agent container or it holds them already. Not queued behind
+   * `up`/`down` on purpose: stepping aside must not wait for a pull.
+   */
+  async applyLimits(limits: LiveLimitsRequest): Promise<LiveLimitsOutcome | null> {
+    const inspect = await this.inspect();
+    if (inspect === null) return null;
+    const recorded = await readLiveLimits(this.docker.getContainer(inspect.Id));
+    if (limitsHold(inspect.HostConfig, limits, recorded)) return null;
+    return applyLiveLimits(this.docker, inspect.Name.replace(/^\//, ''), limits);
+  }
+
+  /** The drain deadline the agent container was made with (its DRAIN_DEADLINE); null without a container. */
+  async drainDeadlineSeconds(): Promise<number | null> {
+    const inspect = await this.inspect();
+    if (inspect === null) return null;
+    const prefix = `${AGENT_ENV.DRAIN_DEADLINE.name}=`;
+    const value = Number((inspect.Config.Env ?? []).find((entry) => entry.startsWith(prefix))?.slice(prefix.length));
+    return Number.isInteger(value) && value >= 0 ? value : AGENT_ENV.DRAIN_DEADLINE.default;
+  }
+
+  /** Asks the running agent (see agentControl); rejects with AgentControlError when it cannot be asked. */
+  async control(request: AgentControlRequest, options: { timeoutMs?: number } = {}): Promise<AgentControlReply> {
+    const info = await this.find();
+    if (info === null) throw new AgentControlError('not-running', `there is no ${this.name} container to ask`);
+    return agentControl(this.docker, info.Id, request, options);
+  }
+
+  /** Sends a signal to the running agent (SIGTERM: drain; a second one: stop now). False when it is not running. */
+  async signal(signal: 'SIGTERM' | 'SIGINT'): Promise<boolean> {
+    const info = await this.find();
+    if (info === null) return false;
+    try {
+      await this.docker.getContainer(info.Id).kill({ signal });
+      return true;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 404 || status === 409) return false; // gone, or not running
+      throw error;
+    }
+  }
+
   private async upNow(
     spec: AgentSpec,
     onProgress: (progress: PullProgress) => void,
@@ -346,7 +413,20 @@ export class AgentContainer {
       // Same container whether or not this caller has the token: a new secret goes into its volume.
       const secretsDelivered = await deliverSecrets(container, spec);
       if (inspect.State.Paused) await container.unpause();
-      const result = { outcome: 'adopted' as const, id: inspect.Id, secretsDelivered, warnings };
+      // New CPU or memory figures are applied in place; a throttle the policy set stays (see limitsToReconcile).
+      const reconcile = limitsToReconcile(inspect.HostConfig, spec, await readLiveLimits(container));
+      let liveLimits: LiveLimitsOutcome | undefined;
+      if (reconcile !== null) {
+        liveLimits = await applyLiveLimits(this.docker, inspect.Name.replace(/^\//, ''), reconcile);
+        if (liveLimits.warning !== null) warnings.push(liveLimits.warning);
+      }
+      const result: UpResult = {
+        outcome: 'adopted' as const,
+        id: inspect.Id,
+        secretsDelivered,
+        warnings,
+        ...(liveLimits !== undefined ? { liveLimits } : {}),
+      };
       // Restarting: the restart policy starts it again by itself, and it reads the new files then.
       if (inspect.State.Restarting && !tunnelStarted) return result;
       const staleNetns = tunnel !== null && startedAt(tunnel) > startedAt(inspect);
