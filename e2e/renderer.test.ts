@@ -512,3 +512,269 @@ describe('the window with a scripted service', () => {
     await s.page.screenshot({ path: `${root}/e2e/artifacts/screenshot-status-scripted.png`, fullPage: true });
   });
 });
+
+describe('the contribution policy, what runs now, and leaving (scripted service)', () => {
+  it('the policy section edits and saves through settings:save; a bad value is shown inline under its field', async () => {
+    const service = new ScriptedService();
+    const s = await open(service);
+    await s.page.getByTestId('tab-settings').click();
+    await expect
+      .poll(() => text(s, 'policy-summary'))
+      .toBe('Contributes whenever contributing is on, never on battery.');
+
+    await s.page.getByLabel('Only when this computer has had no input for a while').check();
+    await s.page.getByLabel('Idle for').fill('15');
+    await s.page.getByLabel('Not on battery power').uncheck();
+    await s.page.getByLabel('Not below').fill('40');
+    await s.page.getByLabel('Step aside to').fill('20');
+    await s.page.getByLabel('Drain and stop after').fill('3');
+    await s.page.getByLabel('On sleep or shutdown, give running tasks').fill('60');
+    await s.page.getByLabel(/Notify me when something needs me/).uncheck();
+    await s.page.getByLabel('Agent updates').selectOption('off');
+    expect(await text(s, 'policy-summary')).toBe('Contributes only after 15 minutes without input.');
+    await s.page.getByTestId('save-button').click();
+    await expect.poll(() => text(s, 'save-result')).toBe('Saved.');
+    expect(service.settings.policy).toMatchObject({
+      idle: { enabled: true, minutes: 15 },
+      schedule: { enabled: false },
+      battery: { pauseOnBattery: false, minPercent: 40 },
+      throttlePercent: 20,
+      graceMinutes: 3,
+      goingAwayDrainSeconds: 60,
+    });
+    expect(service.settings.notifications).toBe(false);
+    expect(service.settings.updates).toBe('off');
+
+    // Out of range: refused by the protocol's schema, the message under the field, nothing saved.
+    const saves = service.callsTo('settings:save').length;
+    await s.page.getByLabel('Idle for').fill('0');
+    await s.page.getByTestId('save-button').click();
+    await expect.poll(() => text(s, 'error-policy-idle')).toBe('Idle minutes must be 1-240 minutes, e.g. 5');
+    expect(await s.page.getByLabel('Idle for').getAttribute('aria-invalid')).toBe('true');
+    expect(await text(s, 'save-result')).toBe('Nothing was saved: correct the marked fields.');
+    // The IPC checks answered with the field message: the service never saw the bad value.
+    expect(service.callsTo('settings:save')).toHaveLength(saves);
+    expect(service.settings.policy.idle.minutes).toBe(15);
+
+    // Corrected, then another field left empty: that one is marked, the first is cleared.
+    await s.page.getByLabel('Idle for').fill('10');
+    await s.page.getByLabel('Step aside to').fill('');
+    await s.page.getByTestId('save-button').click();
+    await expect.poll(() => text(s, 'error-policy-throttle')).toBe('Throttle must be a number of percent, e.g. 10');
+    expect(await s.page.getByTestId('error-policy-idle').isVisible()).toBe(false);
+    await s.page.getByLabel('Step aside to').fill('10');
+    await s.page.getByTestId('save-button').click();
+    await expect.poll(() => text(s, 'save-result')).toBe('Saved.');
+    expect(service.settings.policy.throttlePercent).toBe(10);
+    expect(service.settings.policy.idle.minutes).toBe(10);
+  });
+
+  it('the schedule grid toggles hours by mouse and by keyboard, and saves them', async () => {
+    const service = new ScriptedService();
+    const s = await open(service);
+    await s.page.getByTestId('tab-settings').click();
+    await s.page.getByLabel('Only in the hours marked below').check();
+    // The default grid: weekday evenings and nights, all weekend. Monday 09:00 is off, Monday 20:00 on.
+    const monday9 = s.page.getByRole('button', { name: 'Monday 09:00–10:00' });
+    expect(await monday9.getAttribute('aria-pressed')).toBe('false');
+    expect(await s.page.getByRole('button', { name: 'Monday 20:00–21:00' }).getAttribute('aria-pressed')).toBe('true');
+    await monday9.click();
+    expect(await monday9.getAttribute('aria-pressed')).toBe('true');
+
+    // Keyboard: one tab stop; arrows move, Space and Enter toggle.
+    const first = s.page.getByRole('button', { name: 'Monday 00:00–01:00' });
+    expect(await first.getAttribute('tabindex')).toBe('0');
+    await first.focus();
+    await s.page.keyboard.press('ArrowRight');
+    await s.page.keyboard.press('ArrowDown');
+    await s.page.keyboard.press('Space');
+    const tuesday1 = s.page.getByRole('button', { name: 'Tuesday 01:00–02:00' });
+    expect(await s.page.evaluate('document.activeElement?.getAttribute("aria-label")')).toBe('Tuesday 01:00–02:00');
+    expect(await tuesday1.getAttribute('aria-pressed')).toBe('false');
+    await s.page.keyboard.press('End');
+    await s.page.keyboard.press('Enter');
+    expect(await s.page.getByRole('button', { name: 'Tuesday 23:00–00:00' }).getAttribute('aria-pressed')).toBe(
+      'false',
+    );
+    expect(await text(s, 'policy-summary')).toBe('Contributes only in the marked hours, never on battery.');
+
+    mkdirSync(`${root}/e2e/artifacts`, { recursive: true });
+    await s.page.getByTestId('policy').screenshot({ path: `${root}/e2e/artifacts/screenshot-settings-policy.png` });
+
+    await s.page.getByTestId('save-button').click();
+    await expect.poll(() => text(s, 'save-result')).toBe('Saved.');
+    const hours = service.settings.policy.schedule.hours;
+    expect(service.settings.policy.schedule.enabled).toBe(true);
+    // WeeklyHours is stored Sunday first: Monday is row 1, Tuesday row 2.
+    expect(hours[1]?.[9]).toBe(true);
+    expect(hours[2]?.[1]).toBe(false);
+    expect(hours[2]?.[23]).toBe(false);
+    expect(hours[2]?.[22]).toBe(true);
+    expect(hours[0]?.every(Boolean)).toBe(true);
+  });
+
+  it('the status page shows the policy sentence, what runs now and where the compute goes', async () => {
+    const service = new ScriptedService();
+    service.settings = { ...service.settings, clusterAddress: 'ray://ray-head.lan:10001', contribute: true };
+    service.status = statusView({
+      phase: 'contributing',
+      headline: 'Contributing: 5 tasks running',
+      contributing: true,
+      registration: { state: 'registered', providerId: 'prv-4f2a9c71' },
+      heartbeat: { healthy: true, lastSuccessAt: new Date().toISOString(), failingSince: null, consecutiveFailures: 0 },
+      runningTasks: 5,
+      limits: { cpus: 2, memoryBytes: 4 * GiB },
+      agentVersion: '0.1.0',
+      policy: {
+        mode: 'stepping-aside',
+        reason: 'in-use',
+        sentence: 'Stepping aside: you are using the computer; tasks run slowly, draining in 5 min',
+        since: new Date().toISOString(),
+      },
+      tasks: [
+        { name: 'train_step', count: 3 },
+        { name: 'Preprocessor.run', count: 2 },
+      ],
+      cluster: { address: 'ray://ray-head.lan:10001', managerUrl: 'https://manager.lan:8443' },
+      updatedAt: nextUpdatedAt(),
+    });
+    const s = await open(service, { viewport: { width: 820, height: 600 } });
+    expect(await text(s, 'policy-sentence')).toBe(
+      'Stepping aside: you are using the computer; tasks run slowly, draining in 5 min',
+    );
+    const items = await s.page.getByTestId('task-names').locator('li').allTextContents();
+    expect(items).toEqual(['train_step× 3', 'Preprocessor.run× 2']);
+    expect(await s.page.getByTestId('task-names-empty').isVisible()).toBe(false);
+    expect(await text(s, 'cluster-line')).toBe('Contributing to ray-head.lan:10001 via manager.lan:8443');
+    mkdirSync(`${root}/e2e/artifacts`, { recursive: true });
+    await s.page.screenshot({ path: `${root}/e2e/artifacts/screenshot-status-policy.png`, fullPage: true });
+
+    // Nothing running, an update rolled back: the list says so and the update line is marked.
+    await s.emit(
+      'status:changed',
+      statusView({
+        phase: 'off',
+        headline: 'Paused: on battery; will resume on AC power',
+        policy: {
+          mode: 'paused',
+          reason: 'on-battery',
+          sentence: 'Paused: on battery; will resume on AC power',
+          since: new Date().toISOString(),
+        },
+        tasks: [],
+        cluster: { address: 'ray://ray-head.lan:10001', managerUrl: 'https://manager.lan:8443' },
+        update: { state: 'rolled-back', sentence: 'The new agent image did not start; went back to the previous one.' },
+        updatedAt: nextUpdatedAt(),
+      }),
+    );
+    await expect.poll(() => text(s, 'status-headline')).toBe('Paused: on battery; will resume on AC power');
+    // The sentence is the headline now: not said twice.
+    expect(await s.page.getByTestId('policy-sentence').isVisible()).toBe(false);
+    expect(await s.page.getByTestId('task-names-empty').isVisible()).toBe(true);
+    expect(await text(s, 'cluster-line')).toBe('Set up for ray-head.lan:10001 via manager.lan:8443');
+    expect(await text(s, 'update-line')).toBe('The new agent image did not start; went back to the previous one.');
+  });
+
+  it("the window's stop buttons (for desktops without a tray) follow the policy and call contribute:stop", async () => {
+    const service = new ScriptedService();
+    service.settings = { ...service.settings, clusterAddress: 'ray://ray-head.lan:10001', contribute: true };
+    const policy = (mode: 'contributing' | 'draining' | 'paused') => ({
+      mode,
+      reason: mode === 'contributing' ? null : ('paused' as const),
+      sentence: `Policy: ${mode}`,
+      since: new Date().toISOString(),
+    });
+    service.status = statusView({
+      phase: 'contributing',
+      contributing: true,
+      policy: policy('contributing'),
+      updatedAt: nextUpdatedAt(),
+    });
+    const s = await open(service);
+    const pause = s.page.getByRole('button', { name: 'Pause after current tasks' });
+    const now = s.page.getByRole('button', { name: 'Stop now' });
+    await expect.poll(() => pause.isEnabled()).toBe(true);
+    await pause.click();
+    await expect.poll(() => service.callsTo('contribute:stop')).toEqual([['after-current']]);
+    await expect
+      .poll(() => text(s, 'stop-result'))
+      .toBe('Pausing after the current tasks. Turn contributing on to start again.');
+    await s.emit(
+      'status:changed',
+      statusView({ phase: 'draining', policy: policy('draining'), updatedAt: nextUpdatedAt() }),
+    );
+    await expect.poll(() => pause.isEnabled()).toBe(false);
+    expect(await now.isEnabled()).toBe(true);
+    await now.click();
+    await expect.poll(() => service.callsTo('contribute:stop')).toEqual([['after-current'], ['now']]);
+    await s.emit('status:changed', statusView({ phase: 'off', policy: policy('paused'), updatedAt: nextUpdatedAt() }));
+    await expect.poll(() => now.isEnabled()).toBe(false);
+    expect(await pause.isEnabled()).toBe(false);
+  });
+
+  it('"Leave this cluster" asks first, then shows what was removed and what was left behind', async () => {
+    const service = new ScriptedService();
+    service.settings = {
+      ...service.settings,
+      clusterAddress: 'ray://ray-head.lan:10001',
+      managerUrl: 'https://manager.lan:8443',
+    };
+    service.leaveAnswer = {
+      ok: true,
+      report: {
+        deregistered: true,
+        removed: [
+          'container ray-agent',
+          'container ray-agent-tunnel',
+          'volume ray-agent-state',
+          'image ray-agent:dev',
+          'the enrollment token',
+          'the settings',
+        ],
+        leftovers: [],
+      },
+    };
+    const s = await open(service);
+    await s.page.getByTestId('tab-settings').click();
+    const dialogs: string[] = [];
+    let accept = false;
+    s.page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void (accept ? dialog.accept() : dialog.dismiss());
+    });
+    await s.page.getByRole('button', { name: 'Leave this cluster' }).click();
+    await expect.poll(() => dialogs.length).toBe(1);
+    expect(dialogs[0]).toContain('deregistered from the manager');
+    expect(service.callsTo('cluster:leave')).toEqual([]);
+
+    accept = true;
+    await s.page.getByRole('button', { name: 'Leave this cluster' }).click();
+    await expect.poll(() => text(s, 'leave-result')).toBe('Left the cluster. Nothing is left behind.');
+    expect(service.callsTo('cluster:leave')).toEqual([[]]);
+    expect(await text(s, 'leave-deregistered')).toBe('Deregistered from the manager.');
+    expect(await s.page.getByTestId('leave-removed').locator('li').allTextContents()).toEqual(
+      service.leaveAnswer.report.removed,
+    );
+    expect(await s.page.getByTestId('leave-leftovers').locator('li').allTextContents()).toEqual(['Nothing.']);
+    // The settings are gone: the form shows the defaults again, and the status page offers the playground.
+    expect(await s.page.getByLabel('Cluster address').inputValue()).toBe('');
+    mkdirSync(`${root}/e2e/artifacts`, { recursive: true });
+    await s.page.locator('.card.leave').screenshot({ path: `${root}/e2e/artifacts/screenshot-leave-report.png` });
+
+    // A run that could not remove everything says what is left.
+    service.leaveAnswer = {
+      ok: true,
+      report: {
+        deregistered: false,
+        removed: ['container ray-agent'],
+        leftovers: ['volume ray-agent-state (in use by another container)'],
+      },
+    };
+    await s.page.getByRole('button', { name: 'Leave this cluster' }).click();
+    await expect.poll(() => text(s, 'leave-result')).toBe('Left the cluster, with leftovers.');
+    expect(await text(s, 'leave-deregistered')).toContain('Not deregistered');
+    expect(await s.page.getByTestId('leave-leftovers').locator('li').allTextContents()).toEqual([
+      'volume ray-agent-state (in use by another container)',
+    ]);
+  });
+});

@@ -1,6 +1,13 @@
 import { type StatusView, ViewPhase } from '@ray-agent/protocol';
 import { describe, expect, it } from 'vitest';
-import { type TrayIcon, trayLikelyVisible, trayModel, windowBehaviour } from '../src/app/tray-menu.js';
+import {
+  stopActions,
+  TRAY_ACTIONS,
+  type TrayIcon,
+  trayLikelyVisible,
+  trayModel,
+  windowBehaviour,
+} from '../src/app/tray-menu.js';
 
 function view(phase: ViewPhase, overrides: Partial<StatusView> = {}): StatusView {
   return {
@@ -55,6 +62,8 @@ describe('trayModel: state in, menu out', () => {
           'tasks',
           'separator-status',
           'contribute',
+          'pause-after-current',
+          'stop-now',
           'open',
           'separator-quit',
           'quit',
@@ -67,6 +76,15 @@ describe('trayModel: state in, menu out', () => {
           type: 'checkbox',
           checked: contribute,
           enabled: expected.toggle,
+        });
+        // Without a policy view the phase decides: pause while contributing, stop now also while draining.
+        expect(byId.get('pause-after-current')).toMatchObject({
+          label: 'Pause after current tasks',
+          enabled: phase === 'contributing',
+        });
+        expect(byId.get('stop-now')).toMatchObject({
+          label: 'Stop now',
+          enabled: phase === 'contributing' || phase === 'draining',
         });
         expect(byId.get('open')?.label).toBe('Open Ray Agent');
         expect(byId.get('quit')?.label).toBe('Quit Ray Agent');
@@ -151,4 +169,63 @@ describe('windowBehaviour and tray visibility', () => {
     expect(trayLikelyVisible('win32', {})).toBe(true);
     expect(trayLikelyVisible('darwin', {})).toBe(true);
   });
+});
+
+describe("the policy in the tray: its sentence and the person's stops", () => {
+  const policy = (mode: 'contributing' | 'stepping-aside' | 'draining' | 'paused' | 'off', sentence: string) => ({
+    mode,
+    reason: mode === 'contributing' ? null : ('in-use' as const),
+    sentence,
+    since: '2025-01-01T00:00:00.000Z',
+  });
+
+  it('the policy sentence is a disabled status line right under the headline', () => {
+    const model = trayModel(
+      view('contributing', {
+        headline: 'Contributing: 2 tasks running',
+        policy: policy('stepping-aside', 'Stepping aside: you are using the computer; draining in 5 min'),
+      }),
+      { contribute: true },
+      'linux',
+    );
+    expect(model.items[1]).toEqual({
+      id: 'policy',
+      label: 'Stepping aside: you are using the computer; draining in 5 min',
+      type: 'normal',
+      enabled: false,
+    });
+  });
+
+  it('no policy line when the view has none, or when it repeats the headline', () => {
+    expect(trayModel(view('off'), { contribute: false }, 'linux').items.some((item) => item.id === 'policy')).toBe(
+      false,
+    );
+    const same = trayModel(
+      view('off', {
+        headline: 'Paused: on battery; will resume on AC power',
+        policy: policy('paused', 'Paused: on battery; will resume on AC power'),
+      }),
+      { contribute: true },
+      'linux',
+    );
+    expect(same.items.filter((item) => item.label.startsWith('Paused'))).toHaveLength(1);
+  });
+
+  const cases: Array<[Parameters<typeof policy>[0], { afterCurrent: boolean; now: boolean }]> = [
+    ['contributing', { afterCurrent: true, now: true }],
+    ['stepping-aside', { afterCurrent: true, now: true }],
+    ['draining', { afterCurrent: false, now: true }],
+    ['paused', { afterCurrent: false, now: false }],
+    ['off', { afterCurrent: false, now: false }],
+  ];
+  for (const [mode, expected] of cases) {
+    it(`policy ${mode}: pause ${expected.afterCurrent ? 'on' : 'off'}, stop now ${expected.now ? 'on' : 'off'}`, () => {
+      // The phase says contributing throughout: the policy's mode decides when there is one.
+      const v = view('contributing', { policy: policy(mode, `Policy ${mode}`) });
+      expect(stopActions(v)).toEqual(expected);
+      const byId = new Map(trayModel(v, { contribute: true }, 'win32').items.map((item) => [item.id, item]));
+      expect(byId.get(TRAY_ACTIONS.pauseAfterCurrent)?.enabled).toBe(expected.afterCurrent);
+      expect(byId.get(TRAY_ACTIONS.stopNow)?.enabled).toBe(expected.now);
+    });
+  }
 });

@@ -379,3 +379,70 @@ describe('the tunnel line', () => {
     expect(formatBytes(812_345, 1_234_567)).toBe('0.8 MB');
   });
 });
+
+describe('policy, what runs now, the cluster and the update', () => {
+  const policy = (mode: 'contributing' | 'stepping-aside' | 'paused', sentence: string) => ({
+    mode,
+    reason: mode === 'contributing' ? null : ('on-battery' as const),
+    sentence,
+    since: NOW.toISOString(),
+  });
+  const byName = [
+    { name: 'work', count: 2 },
+    { name: 'Trainer.step', count: 1 },
+    { name: 'preprocess', count: 2 },
+  ];
+
+  test('a view without the new inputs still validates and carries empty values', () => {
+    const v = view({});
+    expect(v).toMatchObject({ policy: null, tasks: [], cluster: null, update: null });
+  });
+
+  test("tasks by name come from the agent's status, most first, then by name", () => {
+    const v = view({ agent: ok(agentStatus({ tasks: { running: 5, byName } })) });
+    expect(v.tasks).toEqual([
+      { name: 'preprocess', count: 2 },
+      { name: 'work', count: 2 },
+      { name: 'Trainer.step', count: 1 },
+    ]);
+  });
+
+  test('no task names from a stopped container, even if the last status named some', () => {
+    const stopped = { ...running, running: false, exitCode: 0 };
+    expect(view({ container: stopped, agent: ok(agentStatus({ tasks: { running: 5, byName } })) }).tasks).toEqual([]);
+  });
+
+  test('the cluster line comes from the settings, and is null when none is configured', () => {
+    const cluster = { address: 'ray://ray-head.lan:10001', managerUrl: 'https://manager.lan:8443' };
+    expect(view({ cluster }).cluster).toEqual(cluster);
+    expect(view({ cluster: { address: '', managerUrl: '' } }).cluster).toBeNull();
+  });
+
+  test('the policy and update views pass through as given', () => {
+    const p = policy('stepping-aside', 'Stepping aside: on battery; draining in 5 min');
+    const update = { state: 'rolled-back' as const, sentence: 'Went back to the previous agent image.' };
+    const v = view({ policy: p, update });
+    expect(v.policy).toEqual(p);
+    expect(v.update).toEqual(update);
+    // Stepping aside does not change the phase: the tasks still run, slowly.
+    expect(v.phase).toBe('contributing');
+  });
+
+  test('paused by the policy with contributing on: not "Starting the agent" but the sentence', () => {
+    const stopped = { ...running, running: false, exitCode: 0 };
+    const p = policy('paused', 'Paused: on battery; will resume on AC power');
+    expect(view({ container: stopped, policy: p })).toMatchObject({
+      phase: 'off',
+      headline: 'Paused: on battery; will resume on AC power',
+      detail: null,
+    });
+    expect(view({ container: undefined, agent: undefined, policy: p }).headline).toBe(p.sentence);
+    // Without the policy the same facts read as starting; a failed container stays an error whatever the policy.
+    expect(view({ container: stopped }).phase).toBe('starting');
+    expect(view({ container: { ...stopped, exitCode: 2 }, policy: p }).phase).toBe('error');
+    // The engine gone is still the first thing to fix.
+    expect(
+      view({ engine: { kind: 'not-running', message: 'Docker is not running', fix: 'Start it' }, policy: p }).phase,
+    ).toBe('docker-stopped');
+  });
+});

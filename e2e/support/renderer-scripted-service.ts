@@ -1,12 +1,15 @@
 import {
   DEFAULT_SETTINGS,
   EnrollmentToken,
+  type HistoryDocument,
   type InvokeChannel,
+  type LeaveReport,
   type OfferableLimits,
   type SaveResult,
   type Settings,
   type SettingsPatch,
   type StatusView,
+  type StopMode,
   type TokenState,
   validateSettings,
 } from '@ray-agent/protocol';
@@ -115,8 +118,34 @@ export class ScriptedService implements RayAgentService {
     return this.logs;
   }
 
+  history: HistoryDocument = { version: 1, hours: [] };
+
+  async 'history:get'(): Promise<HistoryDocument> {
+    this.#record('history:get', []);
+    return this.history;
+  }
+
   async 'playground:start'(): Promise<Answer> {
     this.#record('playground:start', []);
     return this.playgroundAnswer;
+  }
+
+  stopAnswer: Answer = { ok: true };
+  leaveAnswer: { ok: true; report: LeaveReport } | { ok: false; error: string } = {
+    ok: true,
+    report: { deregistered: true, removed: [], leftovers: [] },
+  };
+
+  async 'contribute:stop'(mode: StopMode): Promise<Answer> {
+    this.#record('contribute:stop', [mode]);
+    if (this.stopAnswer.ok) this.settings = { ...this.settings, contribute: false };
+    return this.stopAnswer;
+  }
+
+  /** Leaving resets the settings to the defaults, as the real service removes them. */
+  async 'cluster:leave'(): Promise<typeof this.leaveAnswer> {
+    this.#record('cluster:leave', []);
+    if (this.leaveAnswer.ok) this.settings = { ...DEFAULT_SETTINGS };
+    return this.leaveAnswer;
   }
 }

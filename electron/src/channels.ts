@@ -15,6 +15,9 @@ const INVOKE: { readonly [C in InvokeChannel]: true } = {
   'limits:get': true,
   'logs:tail': true,
   'playground:start': true,
+  'contribute:stop': true,
+  'history:get': true,
+  'cluster:leave': true,
 };
 
 const EVENTS: { readonly [E in EventChannel]: true } = {

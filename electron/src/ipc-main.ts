@@ -5,6 +5,7 @@ import {
   type SaveResult,
   type SettingsErrors,
   SettingsPatch,
+  StopMode,
 } from '@ray-agent/protocol';
 import { z } from 'zod';
 import type { IpcEnvelope } from './envelope.js';
@@ -36,6 +37,9 @@ const PAYLOADS: { readonly [C in InvokeChannel]: z.ZodType } = {
   'limits:get': z.tuple([]),
   'logs:tail': z.tuple([z.number().int().min(1).max(5000)]),
   'playground:start': z.tuple([]),
+  'contribute:stop': z.tuple([StopMode]),
+  'history:get': z.tuple([]),
+  'cluster:leave': z.tuple([]),
 };
 
 export type IpcDispatch = (event: IpcEventLike, channel: string, args: unknown[]) => Promise<IpcEnvelope>;

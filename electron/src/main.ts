@@ -1,15 +1,25 @@
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Notifier } from '@ray-agent/controller/app/notifications';
 import { createAppService } from '@ray-agent/controller/app-service';
 import { type SecretCodec, TokenVault } from '@ray-agent/controller/token-vault';
 import { trayLikelyVisible, windowBehaviour } from '@ray-agent/controller/tray-menu';
-import type { EventChannel, EventChannels, Settings, StatusView } from '@ray-agent/protocol';
-import { app, type BrowserWindow, ipcMain, Notification, safeStorage, session } from 'electron';
+import {
+  type EventChannel,
+  type EventChannels,
+  POLICY_LIMITS,
+  type Settings,
+  type StatusView,
+  type StopMode,
+} from '@ray-agent/protocol';
+import { app, type BrowserWindow, ipcMain, Notification, powerMonitor, safeStorage, session } from 'electron';
 import { autoUpdater } from 'electron-updater';
+import { battery } from 'systeminformation';
 import { isAppPage } from './app-url.js';
 import { type RayAgentService, registerIpc } from './ipc-main.js';
 import { autostartDir, setLinuxAutostart } from './linux-autostart.js';
+import { PowerSignals } from './power-signals.js';
 import { TrayController } from './tray.js';
 import { createMainWindow, denyAllPermissions, lockDownContents } from './window.js';
 
@@ -38,6 +48,9 @@ type AppService = ReturnType<typeof createAppService>;
 let service: AppService | null = null;
 let window: BrowserWindow | null = null;
 let tray: TrayController | null = null;
+let power: PowerSignals | null = null;
+/** The saved settings as last read; the notifier and the shutdown hold read them. */
+let currentSettings: Settings | null = null;
 let pageLoaded = false;
 /** Decided once the tray is (or is not) up; until then there is no tray, so closing quits. */
 let closeQuits = true;
@@ -68,6 +81,7 @@ if (!app.requestSingleInstanceLock()) {
         console.error('Ray Agent: shutdown failed:', error);
       } finally {
         shutdownDone = true;
+        power?.stop();
         tray?.destroy();
         app.exit(0);
       }
@@ -82,17 +96,26 @@ async function start(): Promise<void> {
   const vault = new TokenVault(userData, safeStorageCodec());
   const appService = createAppService({ settingsDir: userData, vault, notify });
   service = appService;
+  // Desktop notifications only for what the person must act on; the rules live in the controller.
+  const notifier = new Notifier({
+    enabled: () => currentSettings?.notifications ?? true,
+    show: (title, body) => {
+      if (Notification.isSupported()) new Notification({ title, body }).show();
+    },
+  });
 
   // createAppService hands back a running service (watching Docker). Subscribe before the first reads so no change
   // between them is missed; the tray is drawn once both are known.
   let settings: Settings | null = null;
   let view: StatusView | null = null;
   const refreshTray = () => {
+    currentSettings = settings;
     if (settings && view) tray?.update(view, settings);
   };
   appService.onStatus((next: StatusView) => {
     view = next;
     refreshTray();
+    notifier.observe(next);
     send('status:changed', next);
   });
   appService.onPull((progress) => send('pull:progress', progress));
@@ -130,6 +153,21 @@ async function start(): Promise<void> {
     'limits:get': () => appService['limits:get'](),
     'logs:tail': (lines) => appService['logs:tail'](lines),
     'playground:start': () => appService['playground:start'](),
+    'contribute:stop': async (mode) => {
+      const answer = await appService['contribute:stop'](mode);
+      settings = await appService['settings:get']();
+      refreshTray();
+      return answer;
+    },
+    'history:get': () => appService['history:get'](),
+    'cluster:leave': async () => {
+      const answer = await appService['cluster:leave']();
+      // Leaving removes the settings too: the tray and the login item follow what is left.
+      settings = await appService['settings:get']();
+      applyLoginItem(settings.startAtLogin);
+      refreshTray();
+      return answer;
+    },
   };
   registerIpc(ipcMain, shellService, (event) => isAppPage(event.senderFrame?.url, APP_PAGE));
 
@@ -138,6 +176,10 @@ async function start(): Promise<void> {
       tray = new TrayController(ASSETS, {
         setContribute: (on) =>
           void shellService['contribute:set'](on).then((answer) => {
+            if (!answer.ok) notify(answer.error);
+          }, reportError),
+        stop: (mode: StopMode) =>
+          void shellService['contribute:stop'](mode).then((answer) => {
             if (!answer.ok) notify(answer.error);
           }, reportError),
         openWindow: showWindow,
@@ -151,6 +193,26 @@ async function start(): Promise<void> {
 
   applyLoginItem(settings.startAtLogin);
   refreshTray();
+
+  // Idle time, power source, sleep and shutdown feed the policy; a shutdown is held while the node drains.
+  power = new PowerSignals({
+    monitor: powerMonitor,
+    service: {
+      machineSignals: (signals) => appService.machineSignals(signals),
+      goingAway: (kind) => appService.goingAway(kind),
+      resumed: () => appService.resumed(),
+    },
+    platform: process.platform,
+    env: process.env,
+    readBattery: async () => {
+      const state = await battery();
+      return { hasBattery: state.hasBattery, percent: state.hasBattery ? state.percent : null };
+    },
+    drainSeconds: () => currentSettings?.policy.goingAwayDrainSeconds ?? POLICY_LIMITS.goingAwayDrainSeconds.default,
+    quit: () => app.quit(),
+  });
+  power.start();
+  if (window) power.watchWindow(window);
   if (E2E) Object.assign(globalThis, { rayAgentE2E: { trayModel: () => tray?.model ?? null, closeQuits } });
 
   // Started at login with a tray: stay in the tray. Otherwise (or with no tray to reach it from) show the window.
@@ -177,6 +239,7 @@ function showWindow(): void {
     quit: () => app.quit(),
     isQuitting: () => quitting,
   });
+  power?.watchWindow(window);
   window.webContents.on('did-start-loading', () => {
     pageLoaded = false;
   });
@@ -197,7 +260,9 @@ function send<E extends EventChannel>(channel: E, payload: EventChannels[E]): vo
 function notify(text: string): void {
   if (window && !window.isDestroyed() && pageLoaded) send('notice', text);
   else pendingNotices.push(text);
-  if (!window?.isVisible() && Notification.isSupported()) new Notification({ title: 'Ray Agent', body: text }).show();
+  const silenced = currentSettings?.notifications === false;
+  if (!silenced && !window?.isVisible() && Notification.isSupported())
+    new Notification({ title: 'Ray Agent', body: text }).show();
 }
 
 function applyLoginItem(openAtLogin: boolean): void {

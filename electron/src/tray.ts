@@ -1,11 +1,13 @@
 import path from 'node:path';
 import { TRAY_ACTIONS, type TrayItem, type TrayModel, trayModel } from '@ray-agent/controller/tray-menu';
-import type { Settings, StatusView } from '@ray-agent/protocol';
+import type { Settings, StatusView, StopMode } from '@ray-agent/protocol';
 import { Menu, type MenuItemConstructorOptions, nativeImage, Tray } from 'electron';
 import { trayIconFile } from './tray-icons.js';
 
 export interface TrayActions {
   setContribute(on: boolean): void;
+  /** "Pause after current tasks" (after-current) and "Stop now" (now). */
+  stop(mode: StopMode): void;
   openWindow(): void;
   quit(): void;
 }
@@ -62,6 +64,12 @@ export class TrayController {
       case TRAY_ACTIONS.contribute:
         // Electron flips `checked` before calling click; the menu's new state is the request.
         options.click = (menuItem) => this.#actions.setContribute(menuItem.checked);
+        break;
+      case TRAY_ACTIONS.pauseAfterCurrent:
+        options.click = () => this.#actions.stop('after-current');
+        break;
+      case TRAY_ACTIONS.stopNow:
+        options.click = () => this.#actions.stop('now');
         break;
       case TRAY_ACTIONS.open:
         options.click = () => this.#actions.openWindow();

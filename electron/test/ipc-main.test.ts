@@ -54,6 +54,12 @@ function standInService(): RayAgentService & { calls: Array<[string, unknown[]]>
     'status:get': record('status:get', VIEW),
     'limits:get': record('limits:get', { docker: null, host: { cpus: 2, memoryBytes: 2 ** 34, model: 'x' } }),
     'logs:tail': record('logs:tail', 'line\n'),
+    'contribute:stop': record('contribute:stop', { ok: true as const }),
+    'history:get': record('history:get', { version: 1 as const, hours: [] }),
+    'cluster:leave': record('cluster:leave', {
+      ok: true as const,
+      report: { deregistered: true, removed: ['container ray-agent'], leftovers: [] },
+    }),
     'playground:start': async () => {
       calls.push(['playground:start', []]);
       throw new Error('Docker is not running: start Docker Desktop and try again.');
@@ -88,6 +94,12 @@ describe('registerIpc with a stand-in service and a recording ipcMain (Electron 
     expect(await call('settings:save', own, { cpus: 3, clusterAddress: ' ray://head.lan:10001 ' })).toEqual({
       result: { ok: true, settings: DEFAULT_SETTINGS },
     });
+    expect(await call('contribute:stop', own, 'after-current')).toEqual({ result: { ok: true } });
+    expect(await call('contribute:stop', own, 'now')).toEqual({ result: { ok: true } });
+    expect(await call('history:get', own)).toEqual({ result: { version: 1, hours: [] } });
+    expect(await call('cluster:leave', own)).toEqual({
+      result: { ok: true, report: { deregistered: true, removed: ['container ray-agent'], leftovers: [] } },
+    });
     expect(service.calls).toEqual([
       ['settings:get', []],
       ['contribute:set', [true]],
@@ -95,6 +107,10 @@ describe('registerIpc with a stand-in service and a recording ipcMain (Electron 
       ['token:set', ['rat_0123456789abcdef']],
       // The schema's own normalisation (trim) reaches the service.
       ['settings:save', [{ cpus: 3, clusterAddress: 'ray://head.lan:10001' }]],
+      ['contribute:stop', ['after-current']],
+      ['contribute:stop', ['now']],
+      ['history:get', []],
+      ['cluster:leave', []],
     ]);
   });
 
@@ -121,6 +137,12 @@ describe('registerIpc with a stand-in service and a recording ipcMain (Electron 
     ['settings:save', [{ dockerHost: 'tcp://0.0.0.0:2375' }]],
     ['settings:save', [null]],
     ['settings:get', ['unexpected']],
+    ['contribute:stop', []],
+    ['contribute:stop', ['later']],
+    ['contribute:stop', [true]],
+    ['contribute:stop', ['now', 'extra']],
+    ['history:get', [30]],
+    ['cluster:leave', [{ keepImage: true }]],
   ];
   for (const [channel, args] of badPayloads) {
     it(`refuses ${channel} with ${JSON.stringify(args).slice(0, 40)}; the service is not called`, async () => {
@@ -147,6 +169,21 @@ describe('registerIpc with a stand-in service and a recording ipcMain (Electron 
           cpus: 'Invalid input: expected number, received string',
           clusterAddress: 'must be ray://HOST:10001 or HOST:6379, e.g. ray://ray-head.lan:10001',
           managerUrl: 'must be an https:// URL without a user name, e.g. https://manager.lan:8443',
+        },
+      },
+    });
+    expect(service.calls).toEqual([]);
+  });
+
+  it('a policy whose only faults are values is answered with the field message under policy', async () => {
+    const { service, call } = setup();
+    const policy = { ...DEFAULT_SETTINGS.policy, idle: { enabled: true, minutes: 0 } };
+    expect(await call('settings:save', own, { policy, notifications: 'yes' })).toEqual({
+      result: {
+        ok: false,
+        errors: {
+          policy: 'idle minutes must be 1-240 minutes, e.g. 5',
+          notifications: 'Invalid input: expected boolean, received string',
         },
       },
     });

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { StatusView } from '@ray-agent/protocol';
+import type { PolicySignals, Settings, StatusView } from '@ray-agent/protocol';
 import { build } from 'esbuild';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { trayIconFile } from '../src/tray-icons.js';
@@ -26,6 +26,9 @@ interface ServiceStandIn {
   calls: Array<[string, unknown[]]>;
   pushStatus(view: StatusView): void;
   finishShutdown(): void;
+  finishDrain(): void;
+  signals: PolicySignals[];
+  setSettings(next: Partial<Settings>): void;
 }
 const globals = globalThis as {
   __electronStandIn?: Record;
@@ -171,7 +174,10 @@ describe('main.ts wiring, with stand-ins for Electron and the app service', () =
     expect([...electron.handlers.keys()].sort()).toEqual(
       [
         'contribute:set',
+        'contribute:stop',
         'container:replace',
+        'history:get',
+        'cluster:leave',
         'limits:get',
         'logs:tail',
         'playground:start',
@@ -275,4 +281,97 @@ describe('main.ts wiring, with stand-ins for Electron and the app service', () =
       expect(entry).toContain(`Exec=${process.execPath} --hidden`);
     },
   );
+
+  it('power events reach the service at once: signals on every event, suspend drains, resume rejoins', async () => {
+    const { electron, service } = await started();
+    const pm = electron.powerMonitor;
+    expect(service.signals.length).toBeGreaterThan(0);
+    pm.idleSeconds = 600;
+    pm.onBattery = true;
+    const before = service.signals.length;
+    pm.emit('on-battery');
+    expect(service.signals.length).toBeGreaterThan(before);
+    expect(service.signals.at(-1)).toMatchObject({ idleSeconds: 600, onBattery: true, goingAway: null });
+    pm.emit('suspend');
+    expect(service.calls).toContainEqual(['goingAway', ['suspend']]);
+    expect(service.signals.at(-1)?.goingAway).toBe('suspend');
+    pm.emit('resume');
+    expect(service.calls).toContainEqual(['resumed', []]);
+    expect(service.signals.at(-1)?.goingAway).toBeNull();
+    expect(electron.quitCalls).toBe(0);
+  });
+
+  it('shutdown is held (preventDefault) until the service has drained, then the app quits and stops', async () => {
+    const { electron, service } = await started();
+    const event = {
+      defaultPrevented: false,
+      preventDefault() {
+        this.defaultPrevented = true;
+      },
+    };
+    electron.powerMonitor.emit('shutdown', event);
+    expect(event.defaultPrevented).toBe(true);
+    expect(service.calls).toContainEqual(['goingAway', ['shutdown']]);
+    await settle();
+    expect(electron.quitCalls).toBe(0);
+    service.finishDrain();
+    await settle();
+    expect(electron.quitCalls).toBe(1);
+    expect(service.calls).toContainEqual(['shutdown', []]);
+    service.finishShutdown();
+    await settle();
+    expect(electron.exitCode).toBe(0);
+  });
+
+  it('the tray stops: "Pause after current tasks" and "Stop now" call contribute:stop', async () => {
+    const { electron, service, window } = await started();
+    window.webContents.emit('did-finish-load');
+    service.pushStatus(view({}));
+    const item = (id: string) =>
+      electron.trays[0]?.menu?.template.find((entry) => entry.id === id) as { enabled: boolean; click: () => void };
+    expect(item('pause-after-current').enabled).toBe(true);
+    item('pause-after-current').click();
+    item('stop-now').click();
+    await settle();
+    expect(service.calls).toContainEqual(['contribute:stop', ['after-current']]);
+    expect(service.calls).toContainEqual(['contribute:stop', ['now']]);
+  });
+
+  it('the window calls the new channels: stop, history and leave', async () => {
+    const { electron, appPage, service } = await started();
+    const own = { senderFrame: { url: appPage } };
+    expect(await electron.handlers.get('contribute:stop')?.(own, 'now')).toEqual({ result: { ok: true } });
+    expect(await electron.handlers.get('contribute:stop')?.(own, 'soon')).toMatchObject({
+      error: { message: expect.stringMatching(/^Invalid arguments for contribute:stop/) },
+    });
+    expect(await electron.handlers.get('history:get')?.(own)).toEqual({ result: { version: 1, hours: [] } });
+    expect(await electron.handlers.get('cluster:leave')?.(own)).toEqual({
+      result: { ok: true, report: { deregistered: true, removed: ['container ray-agent'], leftovers: [] } },
+    });
+    expect(service.calls.filter(([name]) => name === 'contribute:stop')).toEqual([['contribute:stop', ['now']]]);
+  });
+
+  it('desktop notifications only for what needs the person, and none when silenced in the settings', async () => {
+    const run = launch();
+    run.electron.notificationsSupported = true;
+    run.electron.app.becomeReady();
+    await settle();
+    const service = globals.__appServiceStandIn;
+    if (!service) throw new Error('no service');
+    service.pushStatus(view({}));
+    service.pushStatus(view({ phase: 'draining', headline: 'Stopping' }));
+    expect(run.electron.notifications).toEqual([]);
+    service.pushStatus(
+      view({ phase: 'crash-looping', headline: 'The agent keeps restarting', detail: 'Out of memory.' }),
+    );
+    expect(run.electron.notifications).toEqual([
+      { title: 'Ray Agent', body: 'The agent keeps restarting. Out of memory.' },
+    ]);
+
+    // Silenced: the settings say no, and the next condition shows nothing.
+    service.setSettings({ notifications: false });
+    await run.electron.handlers.get('settings:save')?.({ senderFrame: { url: run.appPage } }, { notifications: false });
+    service.pushStatus(view({ phase: 'error', registration: { state: 'rejected', providerId: null } }));
+    expect(run.electron.notifications).toHaveLength(1);
+  });
 });

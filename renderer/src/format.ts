@@ -115,3 +115,27 @@ export function pullText(progress: PullProgress): string {
 export function sentence(message: string): string {
   return message ? message.charAt(0).toUpperCase() + message.slice(1) : message;
 }
+
+/**
+ * Whether the person's stops make sense now: the tray's rule (controller/src/app/tray-menu.ts stopActions), for
+ * the window's own buttons on desktops without a tray.
+ */
+export function stopAllowed(view: StatusView): { afterCurrent: boolean; now: boolean } {
+  const mode = view.policy?.mode;
+  const running = mode ? mode === 'contributing' || mode === 'stepping-aside' : view.phase === 'contributing';
+  const draining = mode ? mode === 'draining' : view.phase === 'draining';
+  return { afterCurrent: running, now: running || draining };
+}
+
+/** "Contributing to ray-head.lan:10001 via manager.lan:8443", from the addresses as configured. */
+export function clusterText(cluster: StatusView['cluster'], contributing: boolean): string {
+  if (!cluster) return 'No cluster is set up.';
+  const head = cluster.address.replace(/^ray:\/\//, '').replace(/\/$/, '');
+  let manager = cluster.managerUrl;
+  try {
+    manager = new URL(cluster.managerUrl).host;
+  } catch {
+    // Shown as configured.
+  }
+  return `${contributing ? 'Contributing to' : 'Set up for'} ${head} via ${manager}`;
+}

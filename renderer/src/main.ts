@@ -1,10 +1,12 @@
 import { rayAgentApi } from './api.js';
 import { byTestId, errorMessage, setText, show } from './dom.js';
+import { HistoryPage, mountHistoryTab } from './history-page.js';
+import { LeaveCluster } from './leave-cluster.js';
 import { LogView } from './log-view.js';
 import { SettingsPage } from './settings-page.js';
 import { StatusPage } from './status-page.js';
 
-const TABS = ['status', 'settings', 'logs'] as const;
+const TABS = ['status', 'settings', 'history', 'logs'] as const;
 
 function selectTab(name: (typeof TABS)[number], focus = false): void {
   for (const tab of TABS) {
@@ -39,6 +41,7 @@ function showNotice(text: string): void {
 }
 
 async function start(): Promise<void> {
+  mountHistoryTab();
   setUpTabs();
   byTestId('notice-dismiss').addEventListener('click', () => show('notice', false));
   const api = rayAgentApi();
@@ -48,6 +51,10 @@ async function start(): Promise<void> {
   }
   const status = new StatusPage(api);
   const settings = new SettingsPage(api, (saved) => status.showSettings(saved));
+  new LeaveCluster(api, (left) => {
+    settings.fill(left);
+    status.showSettings(left);
+  });
 
   // Subscribe before the first reads so nothing that happens in between is missed.
   api.on('notice', showNotice);
@@ -58,6 +65,7 @@ async function start(): Promise<void> {
     api['settings:get']().then((current) => status.showSettings(current), reportError);
   });
   new LogView(api);
+  new HistoryPage(api);
 
   const [view, current] = await Promise.all([api['status:get'](), api['settings:get']()]);
   status.showStatus(view);

@@ -8,6 +8,7 @@ import type {
 } from '@ray-agent/protocol';
 import { byTestId, errorMessage, setText, show } from './dom.js';
 import { formatCpus, formatMiB, offerableText, sentence, sliderBounds } from './format.js';
+import { PolicyForm } from './policy-form.js';
 
 /** Fields with an inline error slot; `token` is stored apart from the settings (OS keychain). */
 const FIELDS = [
@@ -21,12 +22,14 @@ const FIELDS = [
   'onQuit',
   'statusPort',
   'network',
+  'notifications',
+  'updates',
 ] as const;
 type Field = (typeof FIELDS)[number];
 
 const input = (field: Field) => byTestId<HTMLInputElement>(`input-${field}`);
 /** The fields that are a <select>, not an <input>. */
-const SELECTS: ReadonlySet<Field> = new Set(['onQuit', 'network']);
+const SELECTS: ReadonlySet<Field> = new Set(['onQuit', 'network', 'updates']);
 const control = (field: Field): HTMLElement => (SELECTS.has(field) ? byTestId(`input-${field}`) : input(field));
 
 /**
@@ -37,6 +40,7 @@ export class SettingsPage {
   readonly #api: RayAgentApi;
   readonly #onSaved: (settings: Settings) => void;
   #saved: Settings | null = null;
+  readonly #policy = new PolicyForm();
   /** A slider the person did not move keeps the saved value (the range may have clamped or snapped it). */
   #moved = { cpus: false, memoryMiB: false };
 
@@ -69,6 +73,9 @@ export class SettingsPage {
     byTestId<HTMLSelectElement>('input-onQuit').value = settings.onQuit;
     input('statusPort').value = String(settings.statusPort);
     byTestId<HTMLSelectElement>('input-network').value = settings.network;
+    this.#policy.fill(settings.policy);
+    input('notifications').checked = settings.notifications;
+    byTestId<HTMLSelectElement>('input-updates').value = settings.updates;
     this.#renderSliderValues();
   }
 
@@ -130,11 +137,15 @@ export class SettingsPage {
       onQuit: byTestId<HTMLSelectElement>('input-onQuit').value as Settings['onQuit'],
       statusPort: number(input('statusPort').value),
       network: byTestId<HTMLSelectElement>('input-network').value as Settings['network'],
+      policy: this.#policy.read(),
+      notifications: input('notifications').checked,
+      updates: byTestId<HTMLSelectElement>('input-updates').value as Settings['updates'],
     };
   }
 
   #clearErrors(): void {
     for (const field of FIELDS) this.#fieldError(field, null);
+    this.#policy.clearErrors();
   }
 
   #fieldError(field: Field, message: string | null): void {
@@ -149,7 +160,9 @@ export class SettingsPage {
     let first: HTMLElement | null = null;
     for (const [key, message] of Object.entries(errors)) {
       if (!message) continue;
-      if ((FIELDS as readonly string[]).includes(key)) {
+      if (key === 'policy') {
+        first ??= this.#policy.showError(message);
+      } else if ((FIELDS as readonly string[]).includes(key)) {
         this.#fieldError(key as Field, message);
         first ??= control(key as Field);
       } else {

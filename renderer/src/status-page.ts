@@ -1,12 +1,14 @@
-import type { PullProgress, RayAgentApi, Settings, StatusView } from '@ray-agent/protocol';
+import type { PullProgress, RayAgentApi, Settings, StatusView, StopMode } from '@ray-agent/protocol';
 import { byTestId, errorMessage, setText, show } from './dom.js';
 import {
+  clusterText,
   formatClock,
   heartbeatText,
   limitsText,
   needsAttention,
   pullText,
   registrationText,
+  stopAllowed,
   toggleLocked,
 } from './format.js';
 
@@ -16,11 +18,14 @@ export class StatusPage {
   #view: StatusView | null = null;
   #settings: Settings | null = null;
   #toggleBusy = false;
+  #stopBusy = false;
 
   constructor(api: RayAgentApi) {
     this.#api = api;
     byTestId<HTMLInputElement>('contribute-toggle').addEventListener('change', () => void this.#toggle());
     byTestId<HTMLButtonElement>('playground-start').addEventListener('click', () => void this.#startPlayground());
+    byTestId('stop-after-current').addEventListener('click', () => void this.#stop('after-current'));
+    byTestId('stop-now').addEventListener('click', () => void this.#stop('now'));
   }
 
   /** Applies a view unless it is older than the one shown (a status:get answer may overtake an event). */
@@ -46,6 +51,7 @@ export class StatusPage {
     tunnel.classList.toggle('bad', Boolean(view.tunnel?.problem));
     setText('agent-version', view.agentVersion ?? '—');
     setText('updated-at', formatClock(view.updatedAt));
+    this.#renderPolicy(view);
     this.#renderToggle();
   }
 
@@ -67,6 +73,74 @@ export class StatusPage {
     setText('pull-error', progress.error ?? '');
     show('pull-error', progress.error !== null);
     byTestId('pull').classList.toggle('failed', progress.error !== null);
+  }
+
+  /** The policy's sentence, the stops, what runs now and where the compute goes. */
+  #renderPolicy(view: StatusView): void {
+    const sentenceText = view.policy && view.policy.sentence !== view.headline ? view.policy.sentence : '';
+    setText('policy-sentence', sentenceText);
+    show('policy-sentence', sentenceText !== '');
+    byTestId('policy-sentence').dataset.mode = view.policy?.mode ?? '';
+    this.#renderStops();
+
+    const tasks = view.tasks ?? [];
+    const list = byTestId('task-names');
+    list.replaceChildren(
+      ...tasks.map((task) => {
+        const item = document.createElement('li');
+        const name = document.createElement('span');
+        name.className = 'mono';
+        name.textContent = task.name;
+        const count = document.createElement('span');
+        count.className = 'count';
+        count.textContent = `× ${task.count}`;
+        item.append(name, count);
+        return item;
+      }),
+    );
+    show('task-names', tasks.length > 0);
+    show('task-names-empty', tasks.length === 0);
+    setText('cluster-line', clusterText(view.cluster ?? null, view.contributing));
+    setText('update-line', view.update?.sentence ?? '');
+    show('update-line', Boolean(view.update));
+    byTestId('update-line').classList.toggle(
+      'bad',
+      view.update?.state === 'rolled-back' || view.update?.state === 'failed',
+    );
+  }
+
+  #renderStops(): void {
+    const allowed = this.#view ? stopAllowed(this.#view) : { afterCurrent: false, now: false };
+    byTestId<HTMLButtonElement>('stop-after-current').disabled = this.#stopBusy || !allowed.afterCurrent;
+    byTestId<HTMLButtonElement>('stop-now').disabled = this.#stopBusy || !allowed.now;
+  }
+
+  async #stop(mode: StopMode): Promise<void> {
+    this.#stopBusy = true;
+    this.#renderStops();
+    const result = byTestId('stop-result');
+    result.classList.remove('field-error');
+    result.textContent = mode === 'now' ? 'Stopping now…' : 'Pausing: running tasks finish first…';
+    try {
+      const answer = await this.#api['contribute:stop'](mode);
+      if (answer.ok) {
+        result.textContent =
+          mode === 'now'
+            ? 'Stopped. Turn contributing on to start again.'
+            : 'Pausing after the current tasks. Turn contributing on to start again.';
+        if (this.#settings) this.#settings = { ...this.#settings, contribute: false };
+      } else {
+        result.textContent = answer.error;
+        result.classList.add('field-error');
+      }
+    } catch (error) {
+      result.textContent = errorMessage(error);
+      result.classList.add('field-error');
+    } finally {
+      this.#stopBusy = false;
+      this.#renderStops();
+      this.#renderToggle();
+    }
   }
 
   #renderToggle(): void {

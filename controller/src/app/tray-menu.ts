@@ -21,7 +21,13 @@ export interface TrayModel {
 }
 
 /** Item ids the shell attaches actions to. */
-export const TRAY_ACTIONS = { contribute: 'contribute', open: 'open', quit: 'quit' } as const;
+export const TRAY_ACTIONS = {
+  contribute: 'contribute',
+  pauseAfterCurrent: 'pause-after-current',
+  stopNow: 'stop-now',
+  open: 'open',
+  quit: 'quit',
+} as const;
 
 const BUSY: ReadonlySet<ViewPhase> = new Set(['pulling', 'starting', 'reconnecting', 'draining', 'stopping']);
 const FAULT: ReadonlySet<ViewPhase> = new Set(['error', 'unreachable', 'crash-looping', 'outdated']);
@@ -71,6 +77,18 @@ export function tasksLine(count: number): string {
   return count === 1 ? '1 task running' : `${count} tasks running`;
 }
 
+/**
+ * Whether the person's stops make sense now. "Pause after current tasks" while the node takes or runs work
+ * (contributing, or stepping aside with tasks running slowly); "Stop now" also during a drain, to end its wait.
+ * Without a policy view (an older controller) the phase decides.
+ */
+export function stopActions(view: StatusView): { afterCurrent: boolean; now: boolean } {
+  const mode = view.policy?.mode;
+  const running = mode ? mode === 'contributing' || mode === 'stepping-aside' : view.phase === 'contributing';
+  const draining = mode ? mode === 'draining' : view.phase === 'draining';
+  return { afterCurrent: running, now: running || draining };
+}
+
 export function trayModel(
   view: StatusView,
   settings: Pick<Settings, 'contribute'>,
@@ -80,11 +98,15 @@ export function trayModel(
   const tooltipText = `Ray Agent: ${view.headline}`;
   const tooltip = tooltipText.length > TOOLTIP_MAX ? `${tooltipText.slice(0, TOOLTIP_MAX - 1)}…` : tooltipText;
   const status = (id: string, label: string): TrayItem => ({ id, label, type: 'normal', enabled: false });
+  const stops = stopActions(view);
+  // The policy's sentence only when it says something the headline does not.
+  const policy = view.policy && view.policy.sentence !== view.headline ? [status('policy', view.policy.sentence)] : [];
   return {
     icon: trayIcon(view.phase, settings.contribute),
     tooltip,
     items: [
       status('headline', view.headline),
+      ...policy,
       status('registration', registrationLine(view.registration)),
       status('heartbeat', heartbeatLine(view.heartbeat)),
       status('tasks', tasksLine(view.runningTasks)),
@@ -96,6 +118,13 @@ export function trayModel(
         checked: settings.contribute,
         enabled: !TOGGLE_LOCKED.has(view.phase),
       },
+      {
+        id: TRAY_ACTIONS.pauseAfterCurrent,
+        label: 'Pause after current tasks',
+        type: 'normal',
+        enabled: stops.afterCurrent,
+      },
+      { id: TRAY_ACTIONS.stopNow, label: 'Stop now', type: 'normal', enabled: stops.now },
       { id: TRAY_ACTIONS.open, label: 'Open Ray Agent', type: 'normal' },
       { id: 'separator-quit', label: '', type: 'separator' },
       { id: TRAY_ACTIONS.quit, label: 'Quit Ray Agent', type: 'normal' },

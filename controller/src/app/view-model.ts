@@ -1,5 +1,6 @@
 import {
   ExitCode,
+  type PolicyView,
   type PullProgress,
   rayCpusFor,
   type StatusDocument,
@@ -61,6 +62,12 @@ export interface ViewInputs {
   now: Date;
   /** The pair's tunnel container; undefined in direct mode (no tunnel). */
   tunnel?: TunnelFacts | undefined;
+  /** The contribution policy's state (controller/src/policy); undefined or null when no policy runs. */
+  policy?: PolicyView | null | undefined;
+  /** Where the compute goes: the settings' cluster address and manager URL (empty: not configured). */
+  cluster?: { address: string; managerUrl: string } | undefined;
+  /** An agent image update under way or just finished. */
+  update?: StatusView['update'] | undefined;
 }
 
 /** A container that has run this long without answering is unreachable, not "still starting". */
@@ -107,7 +114,7 @@ function formatMemory(bytes: number): string {
  */
 export function deriveView(inputs: ViewInputs): StatusView {
   const tunnel = tunnelView(inputs);
-  const view = { ...viewOf(inputs), tunnel };
+  const view = { ...policyPhase(viewOf(inputs), inputs), tunnel, ...transparency(inputs) };
   const { engine, container } = inputs;
   // A broken tunnel is the first thing to fix of an agent that otherwise looks fine: it has no way to the cluster.
   if (tunnel?.problem && view.detail === null && view.phase !== 'off') return { ...view, detail: tunnel.problem };
@@ -116,6 +123,33 @@ export function deriveView(inputs: ViewInputs): StatusView {
   if (engine.kind === 'ready' && container?.running && container.oomKilled && view.detail === null)
     return { ...view, detail: oomReason(container.memoryBytes, true) };
   return view;
+}
+
+/** What runs now, where the compute goes, the policy and the update: shown as given, whatever the phase. */
+function transparency(inputs: ViewInputs): Pick<StatusView, 'policy' | 'tasks' | 'cluster' | 'update'> {
+  const status = inputs.agent?.kind === 'ok' ? inputs.agent.status : undefined;
+  const running = inputs.container?.running === true && inputs.engine.kind === 'ready';
+  const byName = running ? (status?.tasks.byName ?? []) : [];
+  const cluster = inputs.cluster;
+  return {
+    policy: inputs.policy ?? null,
+    // Most first, then by name, so the list does not reshuffle between polls with equal counts.
+    tasks: [...byName].sort((a, b) => b.count - a.count || a.name.localeCompare(b.name)),
+    cluster: cluster && cluster.address !== '' ? { address: cluster.address, managerUrl: cluster.managerUrl } : null,
+    update: inputs.update ?? null,
+  };
+}
+
+/**
+ * The policy stopped the agent (on battery, outside the schedule, the person's pause): with contributing still on,
+ * a stopped container would otherwise read "Starting the agent". It is paused, and the sentence says until when.
+ */
+function policyPhase(view: StatusView, inputs: ViewInputs): StatusView {
+  const policy = inputs.policy;
+  if (policy?.mode !== 'paused' || inputs.engine.kind !== 'ready') return view;
+  if (inputs.container?.running || view.phase === 'pulling' || view.phase === 'stopping') return view;
+  if (view.phase !== 'starting' && view.phase !== 'off') return view;
+  return { ...view, phase: 'off', headline: policy.sentence, detail: null };
 }
 
 function viewOf(inputs: ViewInputs): StatusView {

@@ -1,5 +1,13 @@
 import type { TokenVault } from '@ray-agent/controller/token-vault';
-import { DEFAULT_SETTINGS, type PullProgress, type Settings, type StatusView } from '@ray-agent/protocol';
+import {
+  DEFAULT_SETTINGS,
+  type LeaveReport,
+  type PolicySignals,
+  type PullProgress,
+  type Settings,
+  type StatusView,
+  type StopMode,
+} from '@ray-agent/protocol';
 
 /**
  * A stand-in for @ray-agent/controller/app-service (the real one drives Docker), with the signature main.ts codes
@@ -12,6 +20,8 @@ export function createAppService(options: { settingsDir: string; vault: TokenVau
   const calls: Array<[string, unknown[]]> = [];
   let settings: Settings = { ...DEFAULT_SETTINGS };
   let shutdownResolve: () => void = () => {};
+  let drainResolve: () => void = () => {};
+  const signals: PolicySignals[] = [];
   const view: StatusView = {
     phase: 'off',
     headline: 'Not contributing',
@@ -62,6 +72,33 @@ export function createAppService(options: { settingsDir: string; vault: TokenVau
     async 'playground:start'() {
       return { ok: true as const };
     },
+    async 'contribute:stop'(mode: StopMode) {
+      calls.push(['contribute:stop', [mode]]);
+      settings = { ...settings, contribute: false };
+      return { ok: true as const };
+    },
+    async 'history:get'() {
+      calls.push(['history:get', []]);
+      return { version: 1 as const, hours: [] };
+    },
+    async 'cluster:leave'() {
+      calls.push(['cluster:leave', []]);
+      settings = { ...DEFAULT_SETTINGS };
+      const report: LeaveReport = { deregistered: true, removed: ['container ray-agent'], leftovers: [] };
+      return { ok: true as const, report };
+    },
+    machineSignals(next: PolicySignals) {
+      signals.push(next);
+    },
+    goingAway(kind: 'suspend' | 'shutdown') {
+      calls.push(['goingAway', [kind]]);
+      return new Promise<void>((resolve) => {
+        drainResolve = resolve;
+      });
+    },
+    resumed() {
+      calls.push(['resumed', []]);
+    },
     onStatus(listener: (view: StatusView) => void) {
       statusListeners.push(listener);
       return () => {};
@@ -91,6 +128,11 @@ export function createAppService(options: { settingsDir: string; vault: TokenVau
       for (const listener of pullListeners) listener(progress);
     },
     finishShutdown: () => shutdownResolve(),
+    finishDrain: () => drainResolve(),
+    signals,
+    setSettings: (next: Partial<Settings>) => {
+      settings = { ...settings, ...next };
+    },
   };
   return service;
 }

@@ -209,10 +209,29 @@ export const safeStorage = {
 
 export class Notification {
   static isSupported(): boolean {
-    return false;
+    return record.notificationsSupported;
   }
-  show(): void {}
+  readonly options: { title: string; body: string };
+  constructor(options: { title: string; body: string }) {
+    this.options = options;
+  }
+  show(): void {
+    record.notifications.push(this.options);
+  }
 }
+
+/** powerMonitor: the test sets the idle time and power source, and emits its events as the OS would. */
+class PowerMonitor extends Emitter {
+  idleSeconds = 0;
+  onBattery = false;
+  getSystemIdleTime(): number {
+    return this.idleSeconds;
+  }
+  isOnBatteryPower(): boolean {
+    return this.onBattery;
+  }
+}
+export const powerMonitor = new PowerMonitor();
 
 export const app = new App();
 
@@ -227,7 +246,10 @@ export const record = {
   exitCode: null as number | null,
   permissionRequestHandler: null as Listener | null,
   permissionCheckHandler: null as Listener | null,
+  notificationsSupported: false,
+  notifications: [] as Array<{ title: string; body: string }>,
   app,
+  powerMonitor,
 };
 
 const seed = (globalThis as { __electronStandInSeed?: Partial<typeof record> }).__electronStandInSeed;
