@@ -7,7 +7,8 @@
 # The empty engine is a second dockerd of its own: its own socket, data root, exec root, pid file, config file,
 # containerd and bridge, with no iptables rules. The machine's engine, its images, containers and networks are
 # left alone. Everything made here is removed at the end, also on failure; the step logs are kept in
-# .cache/fresh-setup/ for reading afterwards.
+# .cache/fresh-setup/ for reading afterwards. It builds from a copy of the checkout's sources (node_modules linked,
+# not copied), so its bundles never rewrite a file of the checkout: CI runs it beside the tests.
 #
 #   scripts/fresh-setup-check.sh     # as root; needs dockerd and ip (iproute2); a few minutes
 set -euo pipefail
@@ -117,10 +118,16 @@ images="$(docker image ls -q | wc -l)"
 log "engine up in $((SECONDS - phase)) s, with no images"
 
 phase=$SECONDS
-log "scripts/prepare-machine.sh with DOCKER_HOST=$DOCKER_HOST and an empty cache"
+# The sources as git sees them (tracked and new files, not ignored ones: no dist, no cache), as a fresh clone has.
+src="$work/src"
+mkdir -p "$src"
+(cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -C "$src" -xf -
+[ -d "$ROOT/node_modules" ] || fail "no node_modules in $ROOT: run npm ci first"
+ln -s "$ROOT/node_modules" "$src/node_modules"
+log "scripts/prepare-machine.sh with DOCKER_HOST=$DOCKER_HOST, an empty cache and a copy of the sources"
 # In the background and waited for, so that a signal to this script reaches it at once (see cleanup).
 RAY_AGENT_CACHE="$work/cache" MANAGER_IMAGE_DEPS="$work/cache/manager-image-deps" \
-  AGENT_IMAGE="$AGENT_IMAGE" MANAGER_IMAGE="$MANAGER_IMAGE" "$ROOT/scripts/prepare-machine.sh" &
+  AGENT_IMAGE="$AGENT_IMAGE" MANAGER_IMAGE="$MANAGER_IMAGE" "$src/scripts/prepare-machine.sh" &
 PREPARE_PID=$!
 code=0
 wait "$PREPARE_PID" || code=$?

@@ -2,6 +2,6 @@
 # Every test: install packages, prepare Docker and the images, then lint, typecheck, unit and end-to-end tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npm ci --no-audit --no-fund
+scripts/install-packages.sh
 scripts/prepare-machine.sh
 npm test
