@@ -98,6 +98,24 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    description: 'providers.left_at: a provider that deregistered itself ("Leave this cluster")',
+    up(db) {
+      // A provider that left is no longer live: its key and address go back to the pool, like a revoked one's.
+      // Deregistration finds the provider by its credential alone, hence the index on the hash.
+      db.exec(`
+        ALTER TABLE providers ADD COLUMN left_at TEXT;
+        DROP INDEX providers_live_wireguard_key;
+        DROP INDEX providers_live_overlay_address;
+        CREATE UNIQUE INDEX providers_live_wireguard_key ON providers (wireguard_public_key)
+          WHERE wireguard_public_key IS NOT NULL AND revoked_at IS NULL AND left_at IS NULL;
+        CREATE UNIQUE INDEX providers_live_overlay_address ON providers (overlay_address)
+          WHERE overlay_address IS NOT NULL AND revoked_at IS NULL AND left_at IS NULL;
+        CREATE INDEX providers_credential_hash ON providers (credential_hash);
+      `);
+    },
+  },
 ];
 
 /** The version a database has once every migration ran. */

@@ -1,5 +1,7 @@
 import {
   AgentState,
+  DEREGISTER_PATH,
+  DeregisterResponse,
   ErrorBody,
   GATEWAY_SYNC_SECONDS,
   GatewaySyncRequest,
@@ -70,6 +72,7 @@ export function buildOpenApiDocument(): JsonObject {
       {
         RegisterResponse,
         HeartbeatResponse,
+        DeregisterResponse,
         GatewaySyncResponse,
         ProviderSummary,
         ProviderList,
@@ -87,8 +90,8 @@ export function buildOpenApiDocument(): JsonObject {
       version: '1',
       description:
         'The server side of the provider API spoken by the ray-agent container: registration with an enrollment ' +
-        'token, heartbeats with the issued credential, the WireGuard gateway sync, and the operator listing and ' +
-        'revocation. HTTPS only. Every error answer is an ErrorBody. Register and heartbeat answer `cluster`: how ' +
+        'token, heartbeats with the issued credential, deregistration when the provider leaves, the WireGuard ' +
+        'gateway sync, and the operator listing and revocation. HTTPS only. Every error answer is an ErrorBody. Register and heartbeat answer `cluster`: how ' +
         'to join, over the overlay (only when the manager has a gateway that has synced, and the agent sent its ' +
         'WireGuard key) or directly (`overlay: null`), and the Ray token when the cluster uses one. ' +
         'Generated from the zod schemas in @ray-agent/protocol; do not edit by hand.',
@@ -159,7 +162,7 @@ export function buildOpenApiDocument(): JsonObject {
             ...common,
             '401': error(
               'The credential is missing or not the current one of this provider, or the operator revoked the ' +
-                'provider (code credential_rejected): the agent leaves the cluster.',
+                'provider, or it deregistered itself (code credential_rejected): the agent leaves the cluster.',
             ),
             '404': error('No such provider; register again (code unknown_provider).'),
             '409': errorWithRetryAfter(
@@ -173,6 +176,30 @@ export function buildOpenApiDocument(): JsonObject {
             '429': rateLimited(
               'Too many heartbeats from this client address, or (once the credential checked out) of this provider',
             ),
+          },
+        },
+      },
+      [DEREGISTER_PATH]: {
+        post: {
+          operationId: 'deregister',
+          summary:
+            'The provider leaves the cluster for good (the person chose "Leave this cluster"); authorized by its ' +
+            'current credential alone, no request body. From then on that credential gets 401, the gateway drops ' +
+            "the provider's peer on its next sync, and the listing keeps the provider with health left and leftAt. " +
+            'Leaving is not revocation: the same installId may register again with a valid enrollment token and ' +
+            'comes back as the same provider with a new credential (a machine that left normally brings a new ' +
+            'installId anyway, since leaving removes its state volume).',
+          security: [{ providerCredential: [] }],
+          responses: {
+            '200': json(ref('DeregisterResponse'), 'The provider has left.'),
+            '401': error(
+              'The credential is missing or not the current one of a live provider: unknown, replaced, revoked, or ' +
+                'its provider left already (code credential_rejected). A retry after a lost answer gets this: the ' +
+                'provider is gone either way.',
+            ),
+            '429': rateLimited('Too many deregistrations from this client address'),
+            '500': common['500'],
+            '503': common['503'],
           },
         },
       },

@@ -1,6 +1,8 @@
 import rateLimit from '@fastify/rate-limit';
 import {
   ApiErrorCode,
+  DEREGISTER_PATH,
+  type DeregisterResponse,
   type ErrorBody,
   GATEWAY_SYNC_SECONDS,
   GatewaySyncRequest,
@@ -200,6 +202,7 @@ export function buildServer(options: ServerOptions) {
   const registrations = (scope: string) => ({ noun: 'registrations', scope });
   const heartbeats = (scope: string) => ({ noun: 'heartbeats', scope });
   const syncs = { noun: 'gateway syncs', scope: 'from this address' };
+  const deregistrations = { noun: 'deregistrations', scope: 'from this address' };
   const byKey = (request: FastifyRequest) => request.limitKey;
   app.register(async (api) => {
     const limit = {
@@ -208,6 +211,9 @@ export function buildServer(options: ServerOptions) {
       heartbeatPerClient: limiter(api, limits.heartbeatPerClient, heartbeats('from this address'), undefined),
       heartbeatPerProvider: limiter(api, limits.heartbeatPerProvider, heartbeats('of this provider'), byKey),
       gatewaySyncPerClient: limiter(api, limits.gatewaySyncPerClient, syncs, undefined),
+      // A provider deregisters once in its life; the per-client limit (heartbeat's figures, its own count) is what
+      // keeps a stranger from trying credentials at round-trip speed.
+      deregisterPerClient: limiter(api, limits.heartbeatPerClient, deregistrations, undefined),
     };
 
     api.post('/api/register', limitedBy(limit.registerPerClient), async (request, reply) => {
@@ -320,6 +326,15 @@ export function buildServer(options: ServerOptions) {
           `the credential is not the current one for ${hb.providerId}`,
         );
       }
+      if (typeof check === 'object' && 'leftAt' in check) {
+        return sendError(
+          reply,
+          401,
+          ApiErrorCode.credentialRejected,
+          `provider ${hb.providerId} left the cluster at ${check.leftAt} (it deregistered itself); ` +
+            'to contribute again, join with an enrollment token',
+        );
+      }
       if (typeof check === 'object') {
         return sendError(
           reply,
@@ -373,6 +388,35 @@ export function buildServer(options: ServerOptions) {
         serverTime: at.toISOString(),
         cluster: access(outcome.peer),
       };
+      return reply.code(200).send(body);
+    });
+
+    // Leaving for good, by the provider's own credential; no body. Unknown, replaced, revoked or already left: all
+    // 401, so a retry after a lost answer reads as "already gone" (the caller's goal holds either way).
+    api.post(DEREGISTER_PATH, limitedBy(limit.deregisterPerClient), async (request, reply) => {
+      const credential = bearerToken(request.headers.authorization);
+      if (credential === null) {
+        return sendError(
+          reply,
+          401,
+          ApiErrorCode.credentialRejected,
+          'a provider credential is required: Authorization: Bearer <credential>',
+        );
+      }
+      const outcome = store.deregister(credential, now());
+      if (outcome.kind === 'rejected') {
+        if (outcome.reason !== 'unknown') request.providerId = outcome.providerId;
+        const why =
+          outcome.reason === 'revoked'
+            ? `its provider ${outcome.providerId} was revoked by the cluster's operator at ${outcome.revokedAt}`
+            : outcome.reason === 'left'
+              ? `its provider ${outcome.providerId} left the cluster already at ${outcome.leftAt}`
+              : 'it is not the current credential of any provider';
+        return sendError(reply, 401, ApiErrorCode.credentialRejected, `the credential was refused: ${why}`);
+      }
+      request.providerId = outcome.providerId;
+      request.log.info({ providerId: outcome.providerId, leftAt: outcome.leftAt }, 'provider left the cluster');
+      const body: DeregisterResponse = { ok: true, providerId: outcome.providerId, leftAt: outcome.leftAt };
       return reply.code(200).send(body);
     });
 

@@ -36,7 +36,17 @@ export interface ProviderRecord {
   lastSentAt: string | null;
 }
 
-export type CredentialCheck = 'ok' | 'unknown_provider' | 'rejected' | { revokedAt: string };
+export type CredentialCheck = 'ok' | 'unknown_provider' | 'rejected' | { revokedAt: string } | { leftAt: string };
+
+/**
+ * What a deregistration did: the provider `left` now, or the credential is no one's current live one (unknown,
+ * replaced by a later registration, revoked, or its provider left already: all read alike, as "already gone").
+ */
+export type DeregisterOutcome =
+  | { kind: 'left'; providerId: string; leftAt: string }
+  | { kind: 'rejected'; reason: 'unknown' }
+  | { kind: 'rejected'; reason: 'revoked'; providerId: string; revokedAt: string }
+  | { kind: 'rejected'; reason: 'left'; providerId: string; leftAt: string };
 
 /**
  * Registering a known installId without proof of owning it: neither its current credential nor the enrollment
@@ -158,6 +168,8 @@ interface ProviderRow {
   wireguard_public_key: string | null;
   overlay_address: string | null;
   revoked_at: string | null;
+  /** Set when the provider deregistered itself; cleared when its installId registers again. */
+  left_at: string | null;
   /** JSON TunnelReport. */
   tunnel_report: string | null;
   /** JSON ProviderSummary['gatewayPeer']. */
@@ -187,6 +199,9 @@ function tokenInfo(row: EnrollmentTokenRow, now: Date): EnrollmentTokenInfo {
     status: tokenStatus(row, now),
   };
 }
+
+/** A provider that takes part: neither revoked by the operator nor deregistered by itself. */
+const LIVE = 'revoked_at IS NULL AND left_at IS NULL';
 
 function prepareStatements(db: Database.Database) {
   return {
@@ -229,13 +244,13 @@ function prepareStatements(db: Database.Database) {
        WHERE id = @id`,
     ),
     providerLiveByKey: db.prepare<[string], { id: string }>(
-      'SELECT id FROM providers WHERE wireguard_public_key = ? AND revoked_at IS NULL',
+      `SELECT id FROM providers WHERE wireguard_public_key = ? AND ${LIVE}`,
     ),
     providerLiveAddresses: db.prepare<[], { id: string; overlay_address: string }>(
-      'SELECT id, overlay_address FROM providers WHERE overlay_address IS NOT NULL AND revoked_at IS NULL',
+      `SELECT id, overlay_address FROM providers WHERE overlay_address IS NOT NULL AND ${LIVE}`,
     ),
     providerLiveKeyed: db.prepare<[], ProviderRow>(
-      'SELECT * FROM providers WHERE wireguard_public_key IS NOT NULL AND revoked_at IS NULL ORDER BY registered_at, id',
+      `SELECT * FROM providers WHERE wireguard_public_key IS NOT NULL AND ${LIVE} ORDER BY registered_at, id`,
     ),
     providerSetKey: db.prepare<[string | null, string]>(
       'UPDATE providers SET wireguard_public_key = ?, gateway_peer = NULL WHERE id = ?',
@@ -245,9 +260,19 @@ function prepareStatements(db: Database.Database) {
     providerRevoke: db.prepare<[string, string]>(
       'UPDATE providers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
     ),
+    providerByCredentialHash: db.prepare<[string], ProviderRow>('SELECT * FROM providers WHERE credential_hash = ?'),
+    providerLeave: db.prepare<[string, string]>(
+      `UPDATE providers SET left_at = ?, gateway_peer = NULL WHERE id = ? AND ${LIVE}`,
+    ),
+    // Back from having left: the key and address it held may be another live provider's by now, so it starts
+    // without them (registration sets its key and finds it an address) in the same statement that makes it live.
+    providerRejoin: db.prepare<[string]>(
+      `UPDATE providers SET left_at = NULL, wireguard_public_key = NULL, overlay_address = NULL, gateway_peer = NULL
+       WHERE id = ?`,
+    ),
     gatewayPeersClear: db.prepare('UPDATE providers SET gateway_peer = NULL WHERE gateway_peer IS NOT NULL'),
     gatewayPeerSet: db.prepare<[string, string]>(
-      'UPDATE providers SET gateway_peer = ? WHERE wireguard_public_key = ? AND revoked_at IS NULL',
+      `UPDATE providers SET gateway_peer = ? WHERE wireguard_public_key = ? AND ${LIVE}`,
     ),
     gatewayGet: db.prepare<[], GatewayRow>('SELECT * FROM gateway WHERE id = 1'),
     gatewaySet: db.prepare(
@@ -288,6 +313,7 @@ export class Store {
     network: OverlayNetwork | null,
   ) => HeartbeatOutcome;
   private readonly gatewaySyncTx: (sync: GatewaySyncRequest, network: OverlayNetwork, now: Date) => GatewaySyncResult;
+  private readonly deregisterTx: (credential: string, now: Date) => DeregisterOutcome;
 
   constructor(file: string, options: StoreOptions = {}) {
     this.db = new Database(file, { fileMustExist: options.mustExist === true });
@@ -309,6 +335,7 @@ export class Store {
       this.heartbeatInTx(hb, intervalSeconds, now, network),
     );
     this.gatewaySyncTx = this.db.transaction((sync, network, now) => this.gatewaySyncInTx(sync, network, now));
+    this.deregisterTx = this.db.transaction((credential, now) => this.deregisterInTx(credential, now));
   }
 
   close(): void {
@@ -389,6 +416,11 @@ export class Store {
    * InstallIdTakenError: knowing an installId and holding some enrollment token must not be enough to take a
    * provider over. A revoked provider's installId is refused even with proof (ProviderRevokedError).
    *
+   * A provider that left (deregistered itself) is not revoked: its installId registers again with any valid
+   * enrollment token, as the same provider with a new credential (the person rejoins; the operator's token is the
+   * permission). It comes back without its old key and address, which may be another provider's by now. Normally
+   * a rejoining machine has a new installId anyway: leaving removes the agent's state volume.
+   *
    * The WireGuard key is the request's: registering without one (the tunnel was removed) forgets the stored key.
    * With a key and an overlay `network`, the provider gets its overlay address: the one it holds, else the lowest
    * free one (OverlayFullError when there is none). A key held by another live provider: WireguardKeyInUseError.
@@ -424,13 +456,15 @@ export class Store {
       now: now.toISOString(),
     };
     const existing = this.st.providerByInstallId.get(req.installId);
-    if (existing) {
+    const rejoining = existing !== undefined && existing.left_at !== null && existing.revoked_at === null;
+    if (existing && !rejoining) {
       const sameToken = enrollmentTokenId !== null && existing.enrollment_token_id === enrollmentTokenId;
       const holdsCredential =
         req.currentCredential !== undefined && hashesEqual(existing.credential_hash, hashSecret(req.currentCredential));
       if (!sameToken && !holdsCredential) throw new InstallIdTakenError(existing.id);
       if (existing.revoked_at !== null) throw new ProviderRevokedError(existing.id, existing.revoked_at);
     }
+    if (rejoining && enrollmentTokenId === null) throw new InstallIdTakenError(existing.id);
     const key = req.wireguardPublicKey ?? null;
     if (key !== null) {
       const holder = this.st.providerLiveByKey.get(key);
@@ -442,9 +476,11 @@ export class Store {
       while (this.st.providerById.get(id)) id = generateProviderId();
       this.st.providerInsert.run({ ...params, id, installId: req.installId });
     } else {
+      if (rejoining) this.st.providerRejoin.run(id);
       this.st.providerReregister.run({ ...params, id });
     }
-    if (key !== existing?.wireguard_public_key) this.st.providerSetKey.run(key, id);
+    const storedKey = rejoining ? null : existing?.wireguard_public_key;
+    if (key !== storedKey) this.st.providerSetKey.run(key, id);
     const address = key === null || network === null ? null : this.ensureAddress(id, network);
     if (key !== null && network !== null && address === null) throw new OverlayFullError(network.cidr);
     return {
@@ -479,7 +515,29 @@ export class Store {
     const row = this.st.providerById.get(providerId);
     if (!row) return 'unknown_provider';
     if (!hashesEqual(row.credential_hash, hashSecret(credential))) return 'rejected';
-    return row.revoked_at === null ? 'ok' : { revokedAt: row.revoked_at };
+    if (row.revoked_at !== null) return { revokedAt: row.revoked_at };
+    return row.left_at === null ? 'ok' : { leftAt: row.left_at };
+  }
+
+  /**
+   * The provider whose current credential this is leaves for good, in one transaction: its heartbeats are refused
+   * from now on, the gateway drops its peer on its next sync, the listing shows it `left`. The credential alone
+   * names the provider. A credential that is no live provider's current one is `rejected` and nothing changes, so
+   * a second call reads as "already gone".
+   */
+  deregister(credential: string, now: Date = new Date()): DeregisterOutcome {
+    return this.deregisterTx(credential, now);
+  }
+
+  private deregisterInTx(credential: string, now: Date): DeregisterOutcome {
+    const row = this.st.providerByCredentialHash.get(hashSecret(credential));
+    if (!row) return { kind: 'rejected', reason: 'unknown' };
+    if (row.revoked_at !== null)
+      return { kind: 'rejected', reason: 'revoked', providerId: row.id, revokedAt: row.revoked_at };
+    if (row.left_at !== null) return { kind: 'rejected', reason: 'left', providerId: row.id, leftAt: row.left_at };
+    const leftAt = now.toISOString();
+    this.st.providerLeave.run(leftAt, row.id);
+    return { kind: 'left', providerId: row.id, leftAt };
   }
 
   /**
@@ -663,8 +721,9 @@ function summarize(row: ProviderRow, heartbeatIntervalSeconds: number, now: Date
     activeTasks: row.active_tasks,
     cpuPercent: row.last_cpu_percent,
     memoryBytesUsed: row.last_memory_bytes,
-    health: deriveHealth(lastHeartbeatAt, lastState, heartbeatIntervalSeconds, now),
+    health: row.left_at !== null ? 'left' : deriveHealth(lastHeartbeatAt, lastState, heartbeatIntervalSeconds, now),
     revokedAt: row.revoked_at,
+    leftAt: row.left_at,
     overlayAddress: row.overlay_address,
     tunnel: row.tunnel_report === null ? null : (JSON.parse(row.tunnel_report) as TunnelReport),
     gatewayPeer: row.gateway_peer === null ? null : (JSON.parse(row.gateway_peer) as ProviderSummary['gatewayPeer']),

@@ -18,6 +18,7 @@ describe('manager/openapi.json', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
+        '/api/deregister',
         '/api/gateway/sync',
         '/api/heartbeat',
         '/api/providers',
