@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-import { buildCli } from './cli.js';
+import { buildCli, CliError } from './cli.js';
 
 buildCli()
   .parseAsync(process.argv)
   .catch((error: unknown) => {
-    process.stderr.write(`ray-agent: ${(error as Error).message}\n`);
+    const lines = error instanceof CliError ? error.lines : [(error as Error).message];
+    process.stderr.write(lines.map((line) => `ray-agent: ${line}\n`).join(''));
     process.exit(1);
   });
