@@ -22,7 +22,9 @@ import {
 } from './cli-context.js';
 import { addConfigCommand } from './config-command.js';
 import { describeView, positiveInt } from './describe.js';
+import { addHistoryCommand } from './history-command.js';
 import { addJoinCommand } from './join-command.js';
+import { addLeaveCommand } from './leave-command.js';
 import { addRunCommand } from './run-command.js';
 
 export { CliError } from './cli-context.js';
@@ -69,6 +71,8 @@ export function buildCli(ioOverrides: Partial<CliIo> = {}, options: { exitOverri
   addJoinCommand(program, io);
   addConfigCommand(program, io);
   addRunCommand(program, io);
+  addHistoryCommand(program, io);
+  addLeaveCommand(program, io);
 
   program
     .command('up')
