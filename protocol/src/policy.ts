@@ -47,7 +47,12 @@ export const ContributionPolicy = z.object({
   /** Not on battery; and never below `minPercent` (0 turns the floor off). */
   battery: z.object({
     pauseOnBattery: z.boolean(),
-    minPercent: int('battery floor', POLICY_LIMITS.minBatteryPercent, 'percent', POLICY_LIMITS.minBatteryPercent.default),
+    minPercent: int(
+      'battery floor',
+      POLICY_LIMITS.minBatteryPercent,
+      'percent',
+      POLICY_LIMITS.minBatteryPercent.default,
+    ),
   }),
   /** While stepping aside the container keeps this share of its CPU limit; tasks run on, slowly. */
   throttlePercent: int('throttle', POLICY_LIMITS.throttlePercent, 'percent', POLICY_LIMITS.throttlePercent.default),

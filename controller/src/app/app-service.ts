@@ -139,7 +139,8 @@ export class AppService implements RayAgentService {
       readInput: () => ({
         policy: this.settings.policy,
         // Nothing to contribute to yet: the playground starts by its own call, and until then there is no agent.
-        contribute: this.settings.contribute && (this.settings.clusterAddress !== '' || this.playgroundSpec !== undefined),
+        contribute:
+          this.settings.contribute && (this.settings.clusterAddress !== '' || this.playgroundSpec !== undefined),
         stopMode: this.stopMode,
       }),
       ...(options.policyIntervalMs !== undefined ? { intervalMs: options.policyIntervalMs } : {}),
