@@ -148,10 +148,9 @@ export class AppService implements RayAgentService {
         this.policyView = view;
         this.publish();
       },
-      onError: (error) => {
-        // A container changed by hand waits for the person's yes in the window (contribute:set says so).
-        if (!(error instanceof DriftError)) options.notify?.(error.message);
-      },
+      // Once per lasting failure (the loop reports a repeat only after a success), e.g. a container changed by hand,
+      // which waits for the person's yes in the window.
+      onError: (error) => options.notify?.(error.message),
     });
     this.history = new HistoryStore(options.settingsDir);
     if (this.history.notice) options.notify?.(this.history.notice);
