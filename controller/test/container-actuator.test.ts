@@ -26,6 +26,7 @@ class StandInAgent {
   running = true;
   limits: LiveLimitsRequest = { cpus: 2, memoryBytes: 4 * GiB, throttleCpus: null };
   controlFails: AgentControlError | null = null;
+  upFails: Error | null = null;
 
   async applyLimits(limits: LiveLimitsRequest) {
     if (!this.exists) return null;
@@ -36,6 +37,7 @@ class StandInAgent {
   }
   async up(given: AgentSpec) {
     this.calls.push(`up ${given.cpus}`);
+    if (this.upFails) throw this.upFails;
     this.exists = true;
     this.running = true;
     return { outcome: 'adopted', id: 'x', secretsDelivered: false, warnings: [] };
@@ -95,12 +97,21 @@ describe('containerActuator', () => {
     expect(agent.calls).toEqual(['limits 1']);
   });
 
+  test('full on a container changed by hand: up() refuses it and its limits are not touched', async () => {
+    const { agent, actuator } = setup();
+    agent.limits = { cpus: 1, memoryBytes: GiB, throttleCpus: null };
+    agent.upFails = new Error('the agent container was changed outside this app');
+    await expect(actuator.apply({ kind: 'full' })).rejects.toThrow(/changed outside/);
+    expect(agent.calls).toEqual(['up 2']);
+    expect(agent.limits).toEqual({ cpus: 1, memoryBytes: GiB, throttleCpus: null });
+  });
+
   test('full after throttled: the throttle is lifted and up() keeps it running; full again changes no limit', async () => {
     const { agent, actuator } = setup();
     await actuator.apply({ kind: 'throttled', cpuFraction: 0.1 });
     await actuator.apply({ kind: 'full' });
     expect(agent.limits.throttleCpus).toBeNull();
-    expect(agent.calls).toEqual(['limits 0.2', 'limits full', 'up 2']);
+    expect(agent.calls).toEqual(['limits 0.2', 'up 2', 'limits full']);
     await actuator.apply({ kind: 'full' });
     expect(agent.calls.slice(3)).toEqual(['up 2']);
   });

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_SETTINGS, SETTINGS_MIGRATIONS, SETTINGS_VERSION } from '@ray-agent/protocol';
+import { DEFAULT_POLICY, DEFAULT_SETTINGS, SETTINGS_MIGRATIONS, SETTINGS_VERSION } from '@ray-agent/protocol';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultSettingsDir, SettingsStore } from '../src/app/settings-store.js';
 
@@ -236,6 +236,9 @@ describe('SettingsStore: versions and migrations', () => {
     statusPort: 18765,
   };
 
+  /** What v4 added to every older file: the policy's defaults, notifications on, updates automatic. */
+  const v4Added = { policy: DEFAULT_POLICY, notifications: true, updates: 'auto' };
+
   it('every version before the current one has its migration step', () => {
     for (let version = 1; version < SETTINGS_VERSION; version++)
       expect(SETTINGS_MIGRATIONS[version]).toBeTypeOf('function');
@@ -245,7 +248,7 @@ describe('SettingsStore: versions and migrations', () => {
     const bytes = `${JSON.stringify(v1File, null, 2)}\n`;
     writeFileSync(configFile(), bytes);
     const store = new SettingsStore(dir, { now: () => new Date('2026-01-02T03:04:05.006Z') });
-    const expected = { ...v1File, version: SETTINGS_VERSION, cpus: 2, network: 'overlay' };
+    const expected = { ...v1File, version: SETTINGS_VERSION, cpus: 2, network: 'overlay', ...v4Added };
     expect(store.load()).toEqual({ settings: expected, notice: null });
     // Saved at the current version, so the next load has nothing to migrate and keeps no second copy.
     expect(JSON.parse(readFileSync(configFile(), 'utf8'))).toEqual(expected);
@@ -260,7 +263,7 @@ describe('SettingsStore: versions and migrations', () => {
     const { version: _none, ...unversioned } = v1File;
     writeFileSync(configFile(), JSON.stringify({ ...unversioned, cpus: 3.5 }));
     expect(new SettingsStore(dir).load()).toEqual({
-      settings: { ...v1File, version: SETTINGS_VERSION, cpus: 3, network: 'overlay' },
+      settings: { ...v1File, version: SETTINGS_VERSION, cpus: 3, network: 'overlay', ...v4Added },
       notice: null,
     });
   });
@@ -269,11 +272,34 @@ describe('SettingsStore: versions and migrations', () => {
     const v2File = { ...v1File, version: 2, cpus: 2 };
     writeFileSync(configFile(), JSON.stringify(v2File));
     expect(new SettingsStore(dir).load()).toEqual({
-      settings: { ...v2File, version: SETTINGS_VERSION, network: 'overlay' },
+      settings: { ...v2File, version: SETTINGS_VERSION, network: 'overlay', ...v4Added },
       notice: null,
     });
     writeFileSync(configFile(), JSON.stringify({ ...v2File, network: 'direct' }));
     expect(new SettingsStore(dir).load().settings.network).toBe('direct');
+  });
+
+  it('a v3 file gets the policy, notifications and updates; a policy it already has is kept', () => {
+    const v3File = { ...v1File, version: 3, cpus: 2, network: 'direct' };
+    writeFileSync(configFile(), JSON.stringify(v3File));
+    expect(new SettingsStore(dir).load()).toEqual({
+      settings: { ...v3File, version: SETTINGS_VERSION, ...v4Added },
+      notice: null,
+    });
+    const ownPolicy = { ...DEFAULT_POLICY, idle: { enabled: true, minutes: 15 } };
+    writeFileSync(configFile(), JSON.stringify({ ...v3File, policy: ownPolicy, updates: 'off' }));
+    const { settings } = new SettingsStore(dir).load();
+    expect(settings.policy).toEqual(ownPolicy);
+    expect(settings.updates).toBe('off');
+  });
+
+  it('a bad policy value is refused naming the field, the problem and an example, and nothing is written', () => {
+    const store = new SettingsStore(dir);
+    store.save({ cpus: 3 });
+    const before = readFileSync(configFile(), 'utf8');
+    const saved = store.save({ policy: { ...DEFAULT_POLICY, graceMinutes: 1000 } });
+    expect(saved).toEqual({ ok: false, errors: { policy: 'grace period must be 0-240 minutes, e.g. 5' } });
+    expect(readFileSync(configFile(), 'utf8')).toBe(before);
   });
 
   it('a network other than overlay or direct is refused with the field, the problem and an example', () => {
@@ -316,6 +342,7 @@ describe('SettingsStore: versions and migrations', () => {
       cpus: 4,
       onQuit: DEFAULT_SETTINGS.onQuit,
       network: DEFAULT_SETTINGS.network,
+      ...v4Added,
     });
     // Reading changed nothing on disk.
     expect(readFileSync(configFile(), 'utf8')).toBe(bytes);

@@ -48,8 +48,7 @@ export function containerActuator(deps: ContainerActuatorDeps): PolicyActuator {
   async function full(): Promise<void> {
     const spec = deps.spec();
     if (spec === undefined) throw new NotConfiguredError();
-    // Lifted first, so a stopped container starts at full power and a running one is lifted without waiting.
-    await agent.applyLimits({ cpus: spec.cpus, memoryBytes: spec.memoryBytes, throttleCpus: null });
+    // `up` first: it refuses a container changed by hand (DriftError), which must not be updated either.
     await agent.up(spec, onProgress);
     // `up` keeps a throttle it finds (it cannot tell whose it is); a container it just created has none.
     await agent.applyLimits({ cpus: spec.cpus, memoryBytes: spec.memoryBytes, throttleCpus: null });
