@@ -115,6 +115,18 @@ export const PolicyReason = z.enum([
 ]);
 export type PolicyReason = z.infer<typeof PolicyReason>;
 
+/** The words the window and the CLI use for each reason, in a table or a chart legend. */
+export const POLICY_REASON_LABELS: Readonly<Record<PolicyReason, string>> = {
+  'in-use': 'in use',
+  'outside-schedule': 'outside schedule',
+  'on-battery': 'on battery',
+  'low-battery': 'low battery',
+  suspend: 'asleep',
+  shutdown: 'shut down',
+  paused: 'paused by you',
+  off: 'switched off',
+};
+
 /**
  * contributing: full limits. stepping-aside: CPU throttled, tasks run on slowly, grace period running.
  * draining: no new tasks, running ones finish up to a deadline. paused: stopped by the policy, resumes by itself.

@@ -1,4 +1,5 @@
 import type { PolicyReason } from '@ray-agent/protocol';
+import { POLICY_REASON_LABELS } from '@ray-agent/protocol';
 import {
   BarController,
   BarElement,
@@ -12,7 +13,7 @@ import {
   PointElement,
   Tooltip,
 } from 'chart.js';
-import { cpuText, durationText, type HistoryBucket, PAUSE_LABELS } from './history-data.js';
+import { cpuText, durationText, type HistoryBucket } from './history-data.js';
 
 /**
  * Chart.js, registered piece by piece so the bundle carries only bar and line charts. It draws on a canvas and sets
@@ -127,7 +128,7 @@ export function cpuTasksChart(canvas: HTMLCanvasElement, buckets: HistoryBucket[
 export function timeChart(canvas: HTMLCanvasElement, buckets: HistoryBucket[], unit: 'minutes' | 'hours'): Chart {
   const colours = themeColours();
   const divisor = unit === 'hours' ? 3600 : 60;
-  const reasons = (Object.keys(PAUSE_LABELS) as PolicyReason[]).filter((reason) =>
+  const reasons = (Object.keys(POLICY_REASON_LABELS) as PolicyReason[]).filter((reason) =>
     buckets.some((b) => (b.pausedSeconds[reason] ?? 0) > 0),
   );
   const band = (
@@ -144,7 +145,7 @@ export function timeChart(canvas: HTMLCanvasElement, buckets: HistoryBucket[], u
     band('Contributing', SERIES.contributing, (b) => b.contributingSeconds),
     band('Stepped aside', SERIES.steppedAside, (b) => b.steppedAsideSeconds),
     ...reasons.map((reason) =>
-      band(`Paused: ${PAUSE_LABELS[reason]}`, PAUSE_COLOURS[reason], (b) => b.pausedSeconds[reason] ?? 0),
+      band(`Paused: ${POLICY_REASON_LABELS[reason]}`, PAUSE_COLOURS[reason], (b) => b.pausedSeconds[reason] ?? 0),
     ),
   ];
   return new Chart(canvas, {

@@ -15,17 +15,6 @@ export interface HistoryBucket {
 
 const HOUR_MS = 3_600_000;
 
-export const PAUSE_LABELS: Record<PolicyReason, string> = {
-  'in-use': 'in use',
-  'outside-schedule': 'outside schedule',
-  'on-battery': 'on battery',
-  'low-battery': 'low battery',
-  suspend: 'asleep',
-  shutdown: 'shut down',
-  paused: 'paused by you',
-  off: 'switched off',
-};
-
 const empty = (label: string): HistoryBucket => ({
   label,
   cpuSeconds: 0,

@@ -1,5 +1,6 @@
 import type { HistoryDocument } from '@ray-agent/protocol';
-import { cpuText, durationText, type HistoryBucket, PAUSE_LABELS, totalPaused } from './history-data.js';
+import { POLICY_REASON_LABELS } from '@ray-agent/protocol';
+import { cpuText, durationText, type HistoryBucket, totalPaused } from './history-data.js';
 
 export interface ViewSpec {
   id: string;
@@ -57,7 +58,10 @@ export function renderTable(view: ViewSpec, buckets: HistoryBucket[]): HTMLTable
     label.textContent = bucket.label;
     const reasons = Object.entries(bucket.pausedSeconds)
       .filter(([, seconds]) => seconds > 0)
-      .map(([reason, seconds]) => `${PAUSE_LABELS[reason as keyof typeof PAUSE_LABELS]} ${durationText(seconds)}`);
+      .map(
+        ([reason, seconds]) =>
+          `${POLICY_REASON_LABELS[reason as keyof typeof POLICY_REASON_LABELS]} ${durationText(seconds)}`,
+      );
     const cells = [
       bucket.cpuSeconds > 0 ? cpuText(bucket.cpuSeconds) : '—',
       String(bucket.tasks),

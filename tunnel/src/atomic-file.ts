@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 /**
  * Write-temp, fsync, rename, fsync-directory: after a crash at any point the file holds the old or the new
  * content, never a truncated mix (the directory fsync is what makes the rename itself durable). Shared by the agent
- * and the tunnel container, which write files for each other on their volumes.
+ * and the tunnel container, which write files for each other on their volumes, and by the controller's stores.
  */
 export function writeFileAtomic(path: string, content: string, mode = 0o600): void {
   const temp = `${path}.tmp-${process.pid}`;
@@ -23,6 +23,8 @@ export function writeFileAtomic(path: string, content: string, mode = 0o600): vo
     rmSync(temp, { force: true });
     throw error;
   }
+  // Windows cannot open a directory for fsync (the tray app's files); its rename is durable enough there.
+  if (process.platform === 'win32') return;
   const dir = openSync(dirname(path), 'r');
   try {
     fsyncSync(dir);

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { EnrollmentToken, type TokenState } from '@ray-agent/protocol';
+import { writeFileAtomic } from '@ray-agent/tunnel/atomic-file';
 
 /**
  * Encrypts with the operating system's secret store. Electron's `safeStorage` fits it (macOS Keychain, Windows
@@ -66,7 +66,8 @@ export class TokenVault {
     } catch (error) {
       return { ok: false, error: `The OS keychain could not encrypt the token: ${messageOf(error)}` };
     }
-    writeFileAtomicSync(this.file, `${sealed.toString('base64')}\n`, 0o600);
+    mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    writeFileAtomic(this.file, `${sealed.toString('base64')}\n`, 0o600);
     return { ok: true };
   }
 
@@ -101,42 +102,4 @@ export class TokenVault {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/**
- * temp file created 0600 (never readable by others, not even briefly), fsync, rename over the target, fsync the
- * directory: after a crash the file is the old one or the new one.
- */
-function writeFileAtomicSync(file: string, data: string, mode: number): void {
-  const dir = path.dirname(file);
-  const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const fd = openSync(temp, 'wx', mode);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    rmSync(temp, { force: true });
-    throw error;
-  }
-  closeSync(fd);
-  try {
-    renameSync(temp, file);
-  } catch (error) {
-    rmSync(temp, { force: true });
-    throw error;
-  }
-  syncDirectory(dir);
-}
-
-function syncDirectory(dir: string): void {
-  // Windows cannot open a directory for fsync; the rename is durable enough there.
-  if (process.platform === 'win32') return;
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

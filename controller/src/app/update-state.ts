@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '@ray-agent/tunnel/atomic-file';
 import { z } from 'zod';
 
 /** `<stateDir>/update-state.json`: what the image update loop must remember across a crash. */
@@ -89,36 +89,7 @@ export class UpdateStateStore {
 
   save(state: UpdateState): void {
     const checked = UpdateState.parse({ ...state, rejected: state.rejected.slice(-MAX_REJECTED) });
-    writeFileAtomicSync(this.file, `${JSON.stringify(checked, null, 2)}\n`);
-  }
-}
-
-function writeFileAtomicSync(file: string, data: string): void {
-  const dir = path.dirname(file);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } catch (error) {
-    closeSync(fd);
-    rmSync(temp, { force: true });
-    throw error;
-  }
-  closeSync(fd);
-  try {
-    renameSync(temp, file);
-  } catch (error) {
-    rmSync(temp, { force: true });
-    throw error;
-  }
-  // Windows cannot open a directory for fsync; the rename is durable enough there.
-  if (process.platform === 'win32') return;
-  const dirFd = openSync(dir, 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
+    mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    writeFileAtomic(this.file, `${JSON.stringify(checked, null, 2)}\n`);
   }
 }

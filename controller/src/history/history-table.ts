@@ -1,4 +1,4 @@
-import type { HistoryDocument, HistoryHour, PolicyReason } from '@ray-agent/protocol';
+import { type HistoryDocument, type HistoryHour, POLICY_REASON_LABELS, type PolicyReason } from '@ray-agent/protocol';
 
 export interface HistoryTableOptions {
   /** hours: the last 24 hours, one row each; days: the last 30 days, one row each (local days of timeZone). */
@@ -12,18 +12,7 @@ const HOUR_MS = 3_600_000;
 export const HISTORY_TABLE_HOURS = 24;
 export const HISTORY_TABLE_DAYS = 30;
 
-/** The words the CLI and the window use for a pause reason. */
-export const REASON_LABELS: Record<PolicyReason, string> = {
-  'in-use': 'in use',
-  'outside-schedule': 'outside schedule',
-  'on-battery': 'on battery',
-  'low-battery': 'low battery',
-  suspend: 'asleep',
-  shutdown: 'shut down',
-  paused: 'paused by you',
-  off: 'switched off',
-};
-const REASON_ORDER = Object.keys(REASON_LABELS) as PolicyReason[];
+const REASON_ORDER = Object.keys(POLICY_REASON_LABELS) as PolicyReason[];
 
 export interface HistoryRow {
   label: string;
@@ -151,7 +140,7 @@ export function historyTable(doc: HistoryDocument, options: HistoryTableOptions)
     'Tasks',
     'Contributing',
     'Stepped aside',
-    ...reasons.map((reason) => `Paused: ${REASON_LABELS[reason]}`),
+    ...reasons.map((reason) => `Paused: ${POLICY_REASON_LABELS[reason]}`),
   ];
   const cells = (row: HistoryRow) => [
     row.label,
