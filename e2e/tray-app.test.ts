@@ -102,6 +102,9 @@ def work(i):
 print(ray.get([work.remote(i) for i in range(3)]))
 `);
     await expect.poll(() => text('task-count'), { timeout: 60_000, interval: 500 }).toBe('3');
+    // What runs now, by the name Ray's worker titles give, and the policy in one sentence.
+    await expect.poll(() => text('task-names'), { timeout: 30_000, interval: 500 }).toMatch(/work\D*3/);
+    expect(await text('policy-sentence')).toMatch(/^Contributing/);
     await session.page.screenshot({
       path: join(import.meta.dirname, '..', 'docs', 'screenshot-status.png'),
       fullPage: true,
@@ -109,6 +112,39 @@ print(ray.get([work.remote(i) for i in range(3)]))
     const result = await driver;
     expect(result.code, result.stderr).toBe(0);
     await expect.poll(() => text('task-count'), { timeout: 30_000, interval: 500 }).toBe('0');
+  });
+
+  test('more CPUs in Settings while contributing apply to the running container: same container, no restart', async () => {
+    const [before] = JSON.parse(await docker('inspect', containerName));
+    await session.page.getByTestId('tab-settings').click();
+    await session.page.getByTestId('input-cpus').fill('2');
+    await session.page.getByTestId('save-button').click();
+    await expect
+      .poll(async () => JSON.parse(await docker('inspect', containerName))[0].HostConfig.NanoCpus, {
+        timeout: 60_000,
+        interval: 500,
+      })
+      .toBe(2e9);
+    const [after] = JSON.parse(await docker('inspect', containerName));
+    expect(after.Id).toBe(before.Id);
+    expect(after.State.StartedAt).toBe(before.State.StartedAt);
+    // Ray's own view followed: the agent's status says Ray schedules 2 CPUs.
+    await expect
+      .poll(async () => (await service['status:get']()).limits?.rayCpus, { timeout: 60_000, interval: 1000 })
+      .toBe(2);
+  });
+
+  test('the history page over the real controller shows what this run gave', async () => {
+    await session.page.getByTestId('tab-history').click();
+    await expect.poll(() => session.page.getByTestId('page-history').isVisible(), { timeout: 10_000 }).toBe(true);
+    // The sampling loop has seen the agent run tasks for a while: a 24 h view, not the empty sentence (the store
+    // flushes at most once a minute, but the page reads the store's memory through history:get).
+    const doc = await service['history:get']();
+    expect(doc.hours.length).toBeGreaterThan(0);
+    expect(doc.hours.some((hour) => hour.contributingSeconds > 0)).toBe(true);
+    await expect
+      .poll(() => session.page.locator('[data-testid="page-history"] canvas').count(), { timeout: 10_000 })
+      .toBeGreaterThan(0);
   });
 
   test('a bad setting shows its message and changes nothing', async () => {
