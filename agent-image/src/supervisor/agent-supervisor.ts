@@ -282,6 +282,8 @@ export class AgentSupervisor {
     model.ray.joinedAt = null;
     model.runningTasks = 0;
     model.tasksByName = [];
+    // The drain's own counts saw the last tasks end: the status says so now, not at the next sample.
+    model.tasksCompleted = this.tasks.completed;
     const message = `paused (${reason}): ${how}${tasksLeft > 0 ? `; ${tasksLeft} tasks were still running at the deadline and were stopped` : ''}; Ray stays stopped until the container is stopped`;
     model.fail('paused', message);
     log.info({ reason, tasksLeft }, 'drained: Ray stopped and stays stopped');
