@@ -76,6 +76,19 @@ function sendError(reply: FastifyReply, status: number, code: string, message: s
   return reply.code(status).send(errorBody(code, message));
 }
 
+/** The provider's credential (`Authorization: Bearer`), or null once a 401 that says what is missing was sent. */
+function providerCredential(request: FastifyRequest, reply: FastifyReply): string | null {
+  const credential = bearerToken(request.headers.authorization);
+  if (credential === null)
+    sendError(
+      reply,
+      401,
+      ApiErrorCode.credentialRejected,
+      'a provider credential is required: Authorization: Bearer <credential>',
+    );
+  return credential;
+}
+
 type Limiter = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
 
 /** Route options that apply `check` before anything else of the request is read. */
@@ -301,15 +314,8 @@ export function buildServer(options: ServerOptions) {
     });
 
     api.post('/api/heartbeat', limitedBy(limit.heartbeatPerClient), async (request, reply) => {
-      const credential = bearerToken(request.headers.authorization);
-      if (credential === null) {
-        return sendError(
-          reply,
-          401,
-          ApiErrorCode.credentialRejected,
-          'a provider credential is required: Authorization: Bearer <credential>',
-        );
-      }
+      const credential = providerCredential(request, reply);
+      if (credential === null) return reply;
       const parsed = HeartbeatRequest.safeParse(request.body);
       if (!parsed.success) return sendError(reply, 400, ApiErrorCode.invalidRequest, describeIssues(parsed.error));
       const hb = parsed.data;
@@ -394,15 +400,8 @@ export function buildServer(options: ServerOptions) {
     // Leaving for good, by the provider's own credential; no body. Unknown, replaced, revoked or already left: all
     // 401, so a retry after a lost answer reads as "already gone" (the caller's goal holds either way).
     api.post(DEREGISTER_PATH, limitedBy(limit.deregisterPerClient), async (request, reply) => {
-      const credential = bearerToken(request.headers.authorization);
-      if (credential === null) {
-        return sendError(
-          reply,
-          401,
-          ApiErrorCode.credentialRejected,
-          'a provider credential is required: Authorization: Bearer <credential>',
-        );
-      }
+      const credential = providerCredential(request, reply);
+      if (credential === null) return reply;
       const outcome = store.deregister(credential, now());
       if (outcome.kind === 'rejected') {
         if (outcome.reason !== 'unknown') request.providerId = outcome.providerId;
