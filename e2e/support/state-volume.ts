@@ -1,7 +1,6 @@
+import { STATE_DIR } from '@ray-agent/protocol';
 import { AGENT_IMAGE } from './cluster.js';
 import { mustRun } from './run.js';
-
-const STATE_DIR = '/var/lib/ray-agent';
 
 /** One file of an agent's state directory, bytes and all. */
 export interface StateFile {
@@ -12,9 +11,10 @@ export interface StateFile {
   mtimeMs: number;
 }
 
-// Run by the image's own Node as the agent's user, so the test reads the files exactly as the agent can.
+// Run by the image's own Node as the agent's user, so the test reads the files exactly as the agent can. Files
+// only: the agent's control socket (and a folder) is no state and cannot be read as bytes.
 const LIST = `const fs = require('fs'); const d = process.argv[1];
-process.stdout.write(JSON.stringify(fs.readdirSync(d).sort().map((name) => {
+process.stdout.write(JSON.stringify(fs.readdirSync(d).sort().filter((name) => fs.statSync(d + '/' + name).isFile()).map((name) => {
   const s = fs.statSync(d + '/' + name);
   return { name, b64: fs.readFileSync(d + '/' + name).toString('base64'), mode: s.mode & 0o777, ino: s.ino, mtimeMs: s.mtimeMs };
 })));`;
