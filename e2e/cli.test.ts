@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_SETTINGS, StatusView, stopTimeoutSeconds } from '@ray-agent/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { PLAYGROUND_NETWORKS } from '../controller/src/playground-network.js';
+import { PLAYGROUND_NETWORKS } from '../controller/src/playground/playground-network.js';
 import { expectPair, TestCluster } from './support/cluster.js';
 import { docker, run, waitFor } from './support/run.js';
 

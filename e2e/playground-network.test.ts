@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { resolveDockerEndpointFromProcess } from '../controller/src/engine/docker-endpoint.js';
 import { createDockerode } from '../controller/src/engine/docker-engine.js';
-import { type NetworkLayout, PlaygroundNetworks } from '../controller/src/playground-network.js';
+import { type NetworkLayout, PlaygroundNetworks } from '../controller/src/playground/playground-network.js';
 import { AGENT_IMAGE } from './support/cluster.js';
 import { ensureRouterImage, inNetns, ROUTER_IMAGE } from './support/home-network.js';
 import { docker, run } from './support/run.js';

@@ -1,7 +1,7 @@
 import { createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, test } from 'vitest';
-import { makePlaygroundPki } from '../src/playground-pki.js';
+import { makePlaygroundPki } from '../src/playground/playground-pki.js';
 
 function get(port: number, ca: string | undefined, servername: string): Promise<string> {
   return new Promise((resolve, reject) => {

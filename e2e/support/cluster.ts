@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { CONTAINER_STATUS_PORT, ProviderList, STATE_DIR, StatusDocument, TUNNEL_DIR } from '@ray-agent/protocol';
 import { Agent, request } from 'undici';
 import { expect } from 'vitest';
-import { HEAD_START_ARGS } from '../../controller/src/playground.js';
+import { HEAD_START_ARGS } from '../../controller/src/playground/playground.js';
 import { docker, run, waitFor } from './run.js';
 import { makePki, type TestPki, writeSecret } from './tls.js';
 

@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { HEAD_START_ARGS } from '../../controller/src/playground.js';
+import { HEAD_START_ARGS } from '../../controller/src/playground/playground.js';
 import { AGENT_IMAGE, type TestCluster } from './cluster.js';
 import { docker, run } from './run.js';
 

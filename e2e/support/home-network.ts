@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HOME_NETWORK_OPTIONS, ROUTER_SCRIPT } from '../../controller/src/playground-network.js';
+import { processAlive } from '@ray-agent/controller/process-alive';
+import { HOME_NETWORK_OPTIONS, ROUTER_SCRIPT } from '../../controller/src/playground/playground-network.js';
 import { docker, mustRun, type RunResult, run, waitFor } from './run.js';
 
 /**
@@ -234,16 +235,6 @@ async function removeLabelled(label: string): Promise<void> {
   const volumes = (await docker('volume', 'ls', '-q', '--filter', `label=${label}`)).split('\n').filter(Boolean);
   if (volumes.length) await run('docker', ['volume', 'rm', '-f', ...volumes]);
   if (networks.length) await mustRun('docker', ['network', 'rm', ...networks]);
-}
-
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**

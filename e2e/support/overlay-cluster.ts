@@ -13,7 +13,7 @@ import {
   TUNNEL_DIR,
 } from '@ray-agent/protocol';
 import { Agent, request } from 'undici';
-import { HEAD_START_ARGS } from '../../controller/src/playground.js';
+import { HEAD_START_ARGS } from '../../controller/src/playground/playground.js';
 import { AGENT_IMAGE, Agent0, HARDENED, MANAGER_IMAGE, publishedPort } from './cluster.js';
 import { type Home, HomeNetworks, inNetns, ROUTER_IMAGE, type Subnets } from './home-network.js';
 import { docker, run, waitFor } from './run.js';

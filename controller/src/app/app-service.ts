@@ -18,7 +18,7 @@ import { agentSpecFor } from '../container/agent-spec.js';
 import { DockerEngine, type EngineState } from '../engine/docker-engine.js';
 import { HistoryLoop } from '../history/history-loop.js';
 import { HistoryStore } from '../history/history-store.js';
-import { Playground } from '../playground.js';
+import { Playground } from '../playground/playground.js';
 import { containerActuator } from '../policy/container-actuator.js';
 import { headlessSignals, localTime } from '../policy/machine-signals.js';
 import { PolicyLoop } from '../policy/policy-loop.js';

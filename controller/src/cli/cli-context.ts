@@ -6,7 +6,7 @@ import { AgentContainer, type AgentSpec } from '../container/agent-container.js'
 import { agentSpecFor } from '../container/agent-spec.js';
 import { firstFileOf } from '../container/state-volume-secrets.js';
 import { DockerEngine } from '../engine/docker-engine.js';
-import { Playground } from '../playground.js';
+import { Playground } from '../playground/playground.js';
 
 /**
  * What every `ray-agent` command shares: where it writes (so tests capture it), the settings and engine it acts on,

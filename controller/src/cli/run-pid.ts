@@ -1,5 +1,6 @@
 import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { processAlive } from '../app/process-alive.js';
 
 /**
  * `ray-agent run` claims the settings folder with a PID file, so a second one does not fight it over the container
@@ -7,16 +8,6 @@ import path from 'node:path';
  * is taken over.
  */
 export const RUN_PID_FILE = 'ray-agent-run.pid';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, run by someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** The PID of a live `ray-agent run` on this settings folder, or null. */
 export function runningRunPid(settingsDir: string): number | null {
@@ -27,7 +18,7 @@ export function runningRunPid(settingsDir: string): number | null {
     return null;
   }
   const pid = Number(text.trim());
-  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid) ? pid : null;
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid) ? pid : null;
 }
 
 /** Claims the folder for this process; returns the release, or the PID of the live run that holds it. */

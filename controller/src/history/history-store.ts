@@ -8,6 +8,7 @@ import {
   type PolicyReason,
 } from '@ray-agent/protocol';
 import { writeFileAtomic } from '@ray-agent/tunnel/atomic-file';
+import { processAlive } from '../app/process-alive.js';
 
 /** One look at the machine, taken by the history loop. Counters are cumulative; the store turns them into deltas. */
 export interface HistorySample {
@@ -220,14 +221,4 @@ function counterDelta(
     changed(before.containerId, now.containerId) ||
     changed(before.agentStartedAt, now.agentStartedAt);
   return Math.max(0, reset ? now.value : now.value - before.value);
-}
-
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -8,7 +8,7 @@ import type Dockerode from 'dockerode';
 import { Agent, request } from 'undici';
 import { LABEL_INSTANCE, LABEL_MANAGED, LABEL_ROLE } from '../../src/container/agent-container-spec.js';
 import { tarFiles } from '../../src/engine/tar.js';
-import { makePlaygroundPki } from '../../src/playground-pki.js';
+import { makePlaygroundPki } from '../../src/playground/playground-pki.js';
 import { freePort } from './free-port.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..', '..');

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { GATEWAY_DEFAULT_PORT, OVERLAY_INTERFACE, type PullProgress } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
-import type { AgentContainer, AgentSpec } from './container/agent-container.js';
-import { type AgentSettings, agentSpecFor } from './container/agent-spec.js';
-import { tarFiles } from './engine/tar.js';
+import type { AgentContainer, AgentSpec } from '../container/agent-container.js';
+import { type AgentSettings, agentSpecFor } from '../container/agent-spec.js';
+import { tarFiles } from '../engine/tar.js';
 import { PLAYGROUND_NETWORKS, PlaygroundNetworks } from './playground-network.js';
 import { makePlaygroundPki } from './playground-pki.js';
 
