@@ -1,5 +1,5 @@
 // Bundles the agent into dist/ so the image needs no node_modules and no npm registry at build time.
-import { cpSync, mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync } from 'node:fs';
 import { build } from 'esbuild';
 import pkg from './package.json' with { type: 'json' };
 
@@ -12,6 +12,9 @@ const common = {
   target: 'node22',
   sourcemap: false,
   legalComments: 'none',
+  // Whitespace and syntax only: V8 keeps every script's source in the heap, and names stay for stack traces.
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
   define: { AGENT_VERSION: JSON.stringify(pkg.version) },
   banner: {
@@ -19,10 +22,12 @@ const common = {
   },
 };
 await build({ ...common, entryPoints: [`${here}src/main.ts`], outfile: `${here}dist/agent.mjs` });
-await build({ ...common, entryPoints: [`${here}src/healthcheck.ts`], outfile: `${here}dist/healthcheck.mjs` });
 // The controller's requests (live limits, drain) reach the running agent through this (AGENT_CONTROL_BUNDLE).
 await build({ ...common, entryPoints: [`${here}src/control/control-main.ts`], outfile: `${here}dist/control.mjs` });
 // The tunnel container runs the same image with the command `tunnel` (entrypoint.sh).
 await build({ ...common, entryPoints: [`${here}../tunnel/src/tunnel-main.ts`], outfile: `${here}dist/tunnel.mjs` });
+// Docker's HEALTHCHECK: a bash /dev/tcp probe, no Node.js start (see the script).
+cpSync(`${here}src/healthcheck.sh`, `${here}dist/healthcheck.sh`);
+rmSync(`${here}dist/healthcheck.mjs`, { force: true });
 cpSync(`${here}src/ray/cluster_info.py`, `${here}dist/cluster_info.py`);
 cpSync(`${here}src/ray/node_control.py`, `${here}dist/node_control.py`);

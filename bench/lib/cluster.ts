@@ -4,8 +4,8 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Agent as Dispatcher, request } from 'undici';
-import { HARDENED } from '../../e2e/support/cluster.js';
 import { makePki, type TestPki, writeSecret } from '../../e2e/support/tls.js';
+import { type ArmShape, agentRunArgs, plainRunArgs } from '../suites/nodes/containers.js';
 import { Cgroup, children, processTitle } from './procfs.js';
 import { BENCH_DIR, docker, exited, log, REPO_DIR, run, sleep, spawnLogged, waitFor } from './util.js';
 
@@ -40,6 +40,11 @@ export class Driver {
       }
       this.waiting.shift()?.(JSON.parse(line.slice(8)) as DriverAnswer);
     });
+    // Crash-only: a driver that dies (the head failed to start) fails whoever waits, instead of hanging the run.
+    this.child.on('exit', (code) => {
+      for (const waiter of this.waiting.splice(0))
+        waiter({ ok: false, error: `the driver exited (${code}); see ${logFile}` });
+    });
   }
 
   ready(): Promise<DriverAnswer> {
@@ -68,28 +73,27 @@ export class Driver {
   }
 }
 
-/** A worker node under test: the agent's container, or a plain `ray start` on the host. */
+/** A worker node under test: the agent's container, or the plain Ray container from the same image. */
 export interface WorkerNode {
   kind: 'agent' | 'plain';
   name: string;
   /** Wall-clock ms just before the node was started (container create + start, or spawning `ray start`). */
   startedAt: number;
   cgroup: Cgroup;
-  /** The process a stop signal goes to (tini in the container; `ray start` on the host). */
+  /** The container's PID 1 (docker-init), where `docker stop` sends its signal. */
   mainPid: number;
   /** The agent's own Node.js process (agent only). */
   agentPid?: number;
   drainDeadlineSeconds: number;
 }
 
-export interface NodeOptions {
-  drainDeadlineSeconds: number;
-}
+/** Both arms get the same shape: limits, CPUs pinned, drain deadline. */
+export type NodeOptions = ArmShape;
 
 /**
  * Everything one bench run shares: a private network namespace whose only interface is loopback (held by a
- * container started with --network none; the head and agent containers join it, and the bench and the plain node
- * run in it through nsenter), the reference manager over TLS, a Ray head with no CPUs, and the driver on the head.
+ * container started with --network none; the head and both arms' containers join it, and the bench runs in it
+ * through nsenter), the reference manager over TLS, a Ray head with no CPUs, and the driver on the head.
  */
 export class BenchCluster {
   readonly id: string;
@@ -103,10 +107,7 @@ export class BenchCluster {
   private dispatcher: Dispatcher | undefined;
   private readonly containers = new Set<string>();
   private readonly volumes = new Set<string>();
-  private readonly cgroups = new Set<Cgroup>();
-  private readonly plainProcesses = new Set<ChildProcess>();
   private counter = 0;
-  private headCgroup: Cgroup | undefined;
 
   constructor(
     readonly runId: string,
@@ -129,9 +130,9 @@ export class BenchCluster {
     writeSecret(this.pki.dir, 'enrollment-token', this.enrollmentToken);
     writeSecret(this.pki.dir, 'admin-token', this.adminToken);
     await Promise.all([this.startManager(), this.startHead()]);
-    this.headCgroup = Cgroup.ofProcess(Number(await docker('inspect', '-f', '{{.State.Pid}}', this.head)));
     this.driver = new Driver(this.head, join(this.tmp, 'driver.log'));
     const ready = await this.driver.ready();
+    if (!ready.ok) throw new Error(`driver on the head: ${ready.error}`);
     log(`driver on the head: Python ${String(ready.python)}, Ray ${String(ready.ray)}`);
   }
 
@@ -220,46 +221,56 @@ export class BenchCluster {
     return (json as { providers: Array<{ providerId: string }> }).providers.map((p) => p.providerId);
   }
 
-  /** Starts the agent's container as the tray app would (hardened, limited), on the shared loopback. */
+  /** Starts the agent's container as the tray app would (the controller's recipe), on the shared loopback. */
   async startAgent(options: NodeOptions): Promise<WorkerNode> {
     const name = `ray-bench-${this.id}-agent-${++this.counter}`;
     const volume = `${name}-state`;
     this.volumes.add(volume);
     this.containers.add(name);
     await docker('volume', 'create', '--label', `${LABEL}=${this.id}`, volume);
-    const env = {
-      RAY_HEAD: GCS,
-      MANAGER_URL: `${this.managerOrigin}/api/register`,
-      MANAGER_CA_FILE: '/certs/ca.pem',
-      AGENT_TOKEN_FILE: '/certs/enrollment-token',
-      NODE_IP_ADDRESS: '127.0.0.1',
-      STATUS_HOST: '127.0.0.1',
-      DRAIN_DEADLINE: String(options.drainDeadlineSeconds),
-    };
-    const startedAt = Date.now();
-    await docker(
-      'run',
-      '-d',
-      '--name',
+    const args = agentRunArgs({
       name,
-      '--label',
-      `${LABEL}=${this.id}`,
-      `--network=container:${this.netnsHolder}`,
-      '--cpus=2',
-      '--memory=4g',
-      '--shm-size=1g',
-      `--stop-timeout=${options.drainDeadlineSeconds + 30}`,
-      ...HARDENED,
-      '-v',
-      `${this.pki.dir}:/certs:ro`,
-      '-v',
-      `${volume}:/var/lib/ray-agent`,
-      ...Object.entries(env).flatMap(([key, value]) => ['-e', `${key}=${value}`]),
-      this.imageId,
-    );
+      image: this.imageId,
+      gcs: GCS,
+      managerUrl: `${this.managerOrigin}/api/register`,
+      shape: options,
+      network: `container:${this.netnsHolder}`,
+      certsDir: this.pki.dir,
+      extraFlags: ['--label', `${LABEL}=${this.id}`],
+    });
+    return this.startContainer('agent', name, args, options);
+  }
+
+  /**
+   * The baseline: a plain Ray worker container, same image and same recipe, `ray start --address --block` as its
+   * entry point (bench/suites/nodes/containers.ts).
+   */
+  async startPlain(options: NodeOptions): Promise<WorkerNode> {
+    const name = `ray-bench-${this.id}-plain-${++this.counter}`;
+    this.containers.add(name);
+    const { args } = plainRunArgs({
+      name,
+      image: this.imageId,
+      gcs: GCS,
+      shape: options,
+      network: `container:${this.netnsHolder}`,
+      extraFlags: ['--label', `${LABEL}=${this.id}`],
+    });
+    return this.startContainer('plain', name, args, options);
+  }
+
+  private async startContainer(
+    kind: WorkerNode['kind'],
+    name: string,
+    args: string[],
+    options: NodeOptions,
+  ): Promise<WorkerNode> {
+    // Create + start, as the tray app does it: the time to contributing counts from here for both arms.
+    const startedAt = Date.now();
+    await docker('run', '-d', '--name', name, ...args);
     const mainPid = Number(await docker('inspect', '-f', '{{.State.Pid}}', name));
     const cgroup = Cgroup.ofProcess(mainPid);
-    return { kind: 'agent', name, startedAt, cgroup, mainPid, drainDeadlineSeconds: options.drainDeadlineSeconds };
+    return { kind, name, startedAt, cgroup, mainPid, drainDeadlineSeconds: options.drainDeadlineSeconds };
   }
 
   /** The agent's Node.js process: under --init, docker-init starts tini, which starts node. */
@@ -279,55 +290,6 @@ export class BenchCluster {
     );
   }
 
-  /**
-   * A plain Ray worker node: `ray start --address --block` from a venv on the host with the same Ray, no container
-   * and no agent. It is put in a cgroup of its own, with no limits, beside the containers' cgroups: its memory and
-   * CPU are counted exactly as the container's are, and under other load it gets the same CPU weight a container
-   * gets (Docker puts all containers under one parent group; loose host processes would each weigh as much as
-   * that whole group, and the comparison would measure the machine's other work instead of the agent).
-   */
-  async startPlain(options: NodeOptions): Promise<WorkerNode> {
-    const name = `ray-bench-${this.id}-plain-${++this.counter}`;
-    if (!this.headCgroup) throw new Error('the head is not running');
-    const cgroup = Cgroup.createBeside(this.headCgroup, name);
-    this.cgroups.add(cgroup);
-    const tempDir = join(this.tmp, `p${this.counter}`);
-    const args = [
-      'start',
-      `--address=${GCS}`,
-      '--block',
-      '--num-cpus=2',
-      '--disable-usage-stats',
-      '--node-ip-address=127.0.0.1',
-      `--temp-dir=${tempDir}`,
-    ];
-    const env = {
-      ...process.env,
-      RAY_DEFAULT_PYTHON_VERSION_MATCH_LEVEL: 'minor',
-      RAY_USAGE_STATS_ENABLED: '0',
-      RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S: String(options.drainDeadlineSeconds),
-    };
-    const logFile = join(this.tmp, `${name}.log`);
-    const startedAt = Date.now();
-    // The shell moves itself into the cgroup, then becomes `ray start` (same PID): every Ray process it starts
-    // is counted there from its first instruction.
-    const child = spawn(
-      'sh',
-      ['-c', `${cgroup.enterScript()} && exec "$@" >>"$0" 2>&1`, logFile, join(VENV, 'bin', 'ray'), ...args],
-      { env, stdio: 'ignore' },
-    );
-    this.plainProcesses.add(child);
-    if (!child.pid) throw new Error('could not start ray');
-    return {
-      kind: 'plain',
-      name,
-      startedAt,
-      cgroup,
-      mainPid: child.pid,
-      drainDeadlineSeconds: options.drainDeadlineSeconds,
-    };
-  }
-
   /** Sends SIGTERM as `docker stop` does (to the container's PID 1) or as a service manager would (to `ray start`). */
   signal(node: WorkerNode, signal: NodeJS.Signals): void {
     process.kill(node.mainPid, signal);
@@ -335,25 +297,27 @@ export class BenchCluster {
 
   /** Removes what a node left behind (container and volume, or cgroup and temp files). */
   async removeNode(node: WorkerNode): Promise<void> {
-    if (node.kind === 'agent') {
-      await run('docker', ['logs', node.name]).then((r) =>
-        writeFileSync(join(this.tmp, `${node.name}.log`), r.stdout + r.stderr),
-      );
-      await run('docker', ['rm', '-f', '-v', node.name]);
-      await run('docker', ['volume', 'rm', '-f', `${node.name}-state`]);
-      this.containers.delete(node.name);
-      this.volumes.delete(`${node.name}-state`);
-    } else {
-      node.cgroup.remove();
-      this.cgroups.delete(node.cgroup);
-    }
+    await run('docker', ['logs', node.name]).then((r) =>
+      writeFileSync(join(this.tmp, `${node.name}.log`), r.stdout + r.stderr),
+    );
+    // The recipe's named volumes (state, spill) are made by `docker run` itself, without the run's label: remove
+    // every named volume the container had.
+    const mounts = await run('docker', [
+      'inspect',
+      '-f',
+      '{{range .Mounts}}{{if .Name}}{{.Name}} {{end}}{{end}}',
+      node.name,
+    ]);
+    await run('docker', ['rm', '-f', '-v', node.name]);
+    this.containers.delete(node.name);
+    const volumes = mounts.stdout.split(/\s+/).filter(Boolean);
+    if (volumes.length) await run('docker', ['volume', 'rm', '-f', ...volumes]);
+    for (const volume of volumes) this.volumes.delete(volume);
   }
 
   async stop(): Promise<void> {
     await this.driver?.close().catch(() => undefined);
     await this.dispatcher?.close().catch(() => undefined);
-    for (const child of this.plainProcesses) if (child.exitCode === null) child.kill('SIGKILL');
-    for (const cgroup of this.cgroups) cgroup.remove();
     if (this.manager?.pid) {
       try {
         process.kill(-this.manager.pid, 'SIGTERM');

@@ -61,7 +61,7 @@ def pinned(fn, node_id):
 def wait_node(cmd):
     exclude = set(cmd.get("exclude", []))
     deadline = time.time() + cmd.get("timeout", 120)
-    poll = cmd.get("poll", 0.05)
+    poll = cmd.get("poll", 0.02)
     while time.time() < deadline:
         for n in worker_nodes():
             if n["NodeID"] not in exclude:

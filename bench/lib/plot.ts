@@ -1,83 +1,81 @@
 import { chromium } from 'playwright-core';
 
-export interface Series {
-  name: string;
-  color: string;
-  values: number[];
+/** One row of the interval chart: a ratio figure's estimate, its 95 % interval, and its goal. */
+export interface IntervalRow {
+  label: string;
+  estimate: number;
+  low: number;
+  high: number;
+  goal: number | null;
+  verdict: string;
 }
 
-export interface Panel {
-  title: string;
-  yLabel: string;
-  series: Series[];
-}
-
-const WIDTH = 520;
-const HEIGHT = 340;
-const M = { top: 48, right: 20, bottom: 62, left: 64 };
+const COLORS: Record<string, string> = {
+  met: '#2ca02c',
+  missed: '#d62728',
+  inconclusive: '#ff7f0e',
+  context: '#1f77b4',
+};
+const ROW = 26;
+const LEFT = 430;
+const PLOT = 420;
+const TOP = 40;
 
 function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-/** A "nice" axis maximum and step for values up to `max`. */
-function axis(max: number): { top: number; step: number } {
-  const raw = max / 5;
-  const power = 10 ** Math.floor(Math.log10(raw || 1));
-  const step = [1, 2, 2.5, 5, 10].map((f) => f * power).find((s) => s >= raw) ?? raw;
-  return { top: Math.ceil((max * 1.05) / step) * step, step };
-}
-
-/** One panel: each series per repetition, as lines with points, on a y axis from zero. */
-function panelSvg(panel: Panel, x0: number): string {
-  const w = WIDTH - M.left - M.right;
-  const h = HEIGHT - M.top - M.bottom;
-  const n = Math.max(...panel.series.map((s) => s.values.length));
-  const { top, step } = axis(Math.max(...panel.series.flatMap((s) => s.values)));
-  const px = (i: number) => x0 + M.left + (n === 1 ? w / 2 : (i * w) / (n - 1));
-  const py = (v: number) => M.top + h - (v / top) * h;
-  const parts: string[] = [];
-  parts.push(
-    `<text x="${x0 + WIDTH / 2}" y="24" text-anchor="middle" font-size="15" font-weight="600">${escapeXml(panel.title)}</text>`,
-  );
-  for (let v = 0; v <= top + 1e-9; v += step) {
-    parts.push(`<line x1="${x0 + M.left}" x2="${x0 + M.left + w}" y1="${py(v)}" y2="${py(v)}" stroke="#ddd"/>`);
+/**
+ * Every ratio figure on one log axis: the point is the geometric mean ratio, the bar its 95 % interval, the tick the
+ * goal, the dashed line ×1 (no difference from the baseline). Colour: the verdict.
+ */
+export function intervalChartSvg(rows: IntervalRow[], caption: string): string {
+  const finite = rows
+    .flatMap((r) => [r.low, r.high, r.estimate, r.goal ?? 1])
+    .filter((v) => Number.isFinite(v) && v > 0);
+  const min = Math.min(0.5, ...finite);
+  const max = Math.max(2, ...finite);
+  const [lo, hi] = [Math.log(min), Math.log(max)];
+  const x = (v: number) => LEFT + ((Math.log(Math.min(max, Math.max(min, v))) - lo) / (hi - lo)) * PLOT;
+  const height = TOP + rows.length * ROW + 50;
+  const width = LEFT + PLOT + 30;
+  const parts = [
+    `<text x="${width / 2}" y="22" text-anchor="middle" font-size="14" font-weight="600">Subject ÷ same-run baseline: geometric mean and 95 % interval</text>`,
+  ];
+  // Ticks at least 36 px apart, ×1 always among them.
+  const ticks: number[] = [];
+  for (const t of [1, 0.5, 2, 0.25, 4, 0.1, 10, 0.01, 100, 0.001, 1000].filter((t) => t >= min && t <= max))
+    if (ticks.every((u) => Math.abs(x(u) - x(t)) >= 36)) ticks.push(t);
+  for (const tick of ticks) {
+    const dash = tick === 1 ? ' stroke-dasharray="4 3" stroke="#333"' : ' stroke="#ddd"';
+    parts.push(`<line x1="${x(tick)}" x2="${x(tick)}" y1="${TOP - 6}" y2="${TOP + rows.length * ROW}"${dash}/>`);
     parts.push(
-      `<text x="${x0 + M.left - 8}" y="${py(v) + 4}" text-anchor="end" font-size="11">${Number(v.toFixed(6))}</text>`,
+      `<text x="${x(tick)}" y="${TOP + rows.length * ROW + 16}" text-anchor="middle" font-size="11">×${tick}</text>`,
     );
   }
-  for (let i = 0; i < n; i++)
-    parts.push(`<text x="${px(i)}" y="${M.top + h + 18}" text-anchor="middle" font-size="11">${i + 1}</text>`);
-  parts.push(
-    `<text x="${x0 + M.left + w / 2}" y="${M.top + h + 38}" text-anchor="middle" font-size="12">repetition (pairs alternate which node goes first)</text>`,
-  );
-  parts.push(
-    `<text transform="translate(${x0 + 16},${M.top + h / 2}) rotate(-90)" text-anchor="middle" font-size="12">${escapeXml(panel.yLabel)}</text>`,
-  );
-  parts.push(`<line x1="${x0 + M.left}" x2="${x0 + M.left}" y1="${M.top}" y2="${M.top + h}" stroke="#333"/>`);
-  parts.push(`<line x1="${x0 + M.left}" x2="${x0 + M.left + w}" y1="${M.top + h}" y2="${M.top + h}" stroke="#333"/>`);
-  panel.series.forEach((series, k) => {
-    const points = series.values.map((v, i) => `${px(i)},${py(v)}`).join(' ');
-    parts.push(`<polyline points="${points}" fill="none" stroke="${series.color}" stroke-width="2"/>`);
-    for (const [i, v] of series.values.entries())
+  rows.forEach((row, i) => {
+    const y = TOP + i * ROW + ROW / 2;
+    const color = COLORS[row.verdict] ?? '#555';
+    parts.push(`<text x="${LEFT - 10}" y="${y + 4}" text-anchor="end" font-size="11">${escapeXml(row.label)}</text>`);
+    if (Number.isFinite(row.low) && Number.isFinite(row.high))
       parts.push(
-        `<circle cx="${px(i)}" cy="${py(v)}" r="4" fill="${series.color}"><title>${v.toFixed(2)}</title></circle>`,
+        `<line x1="${x(row.low)}" x2="${x(row.high)}" y1="${y}" y2="${y}" stroke="${color}" stroke-width="3"/>`,
       );
-    const ly = HEIGHT - 10;
-    const lx = x0 + M.left + k * 200;
-    parts.push(`<rect x="${lx}" y="${ly - 9}" width="12" height="12" fill="${series.color}"/>`);
-    parts.push(`<text x="${lx + 18}" y="${ly + 1}" font-size="12">${escapeXml(series.name)}</text>`);
+    if (row.goal !== null)
+      parts.push(
+        `<line x1="${x(row.goal)}" x2="${x(row.goal)}" y1="${y - 8}" y2="${y + 8}" stroke="#000" stroke-width="2"/>`,
+      );
+    if (Number.isFinite(row.estimate))
+      parts.push(
+        `<circle cx="${x(row.estimate)}" cy="${y}" r="4.5" fill="${color}"><title>${row.estimate.toFixed(3)}</title></circle>`,
+      );
   });
-  return parts.join('\n');
-}
-
-export function chartSvg(panels: Panel[], caption: string): string {
-  const width = WIDTH * panels.length;
-  const height = HEIGHT + 30;
+  parts.push(
+    `<text x="${width / 2}" y="${height - 10}" text-anchor="middle" font-size="11" fill="#555">${escapeXml(caption)}</text>`,
+  );
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Arial, sans-serif">
 <rect width="100%" height="100%" fill="#fff"/>
-${panels.map((panel, i) => panelSvg(panel, i * WIDTH)).join('\n')}
-<text x="${width / 2}" y="${height - 6}" text-anchor="middle" font-size="11" fill="#555">${escapeXml(caption)}</text>
+${parts.join('\n')}
 </svg>`;
 }
 

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 
 /**
- * The raw results files (bench/results/SUITE.json), checked when the report reads them and by the CI smoke test.
- * Only what the report uses is spelled out; the rest passes through.
+ * The shared pieces of the raw results files (bench/results/SUITE.json): the envelope the runner writes around every
+ * suite's data, the machine, and the Latency and Batch shapes several suites use. Each suite's own data schema lives
+ * in its folder (bench/suites/NAME/schema.ts); the report checks a file against the envelope and that schema.
  */
 const nonNegative = z.number().finite().nonnegative();
 const positive = z.number().finite().positive();
@@ -20,10 +21,15 @@ export const Machine = z.object({
   otherContainers: z.number().int().nonnegative(),
 });
 
-const envelope = <T extends z.ZodTypeAny>(suite: string, data: T) =>
+export const Profile = z.enum(['full', 'quick', 'smoke']);
+
+/** What the runner writes around a suite's data. */
+export const envelope = <T extends z.ZodTypeAny>(suite: string, data: T) =>
   z.object({
+    /** The results format; files of an older bench (without it) are listed by the report as to be regenerated. */
+    format: z.literal(2),
     suite: z.literal(suite),
-    profile: z.enum(['full', 'quick', 'smoke']),
+    profile: Profile,
     runId: z.string(),
     command: z.string(),
     startedAt: z.string(),
@@ -33,7 +39,7 @@ const envelope = <T extends z.ZodTypeAny>(suite: string, data: T) =>
     data,
   });
 
-const Latency = z.object({
+export const Latency = z.object({
   n: z.number().int().nonnegative(),
   p50: nonNegative.nullable(),
   p90: nonNegative.nullable(),
@@ -42,7 +48,7 @@ const Latency = z.object({
   mean: nonNegative.nullable(),
 });
 
-const Loadgen = z
+export const Loadgen = z
   .object({
     mode: z.enum(['closed', 'open']),
     connections: z.number().int().positive(),
@@ -58,7 +64,7 @@ const Loadgen = z
   })
   .passthrough();
 
-const Batch = z.object({
+export const Batch = z.object({
   tasks: z.number().int().positive(),
   elapsed: positive,
   perSecond: positive,
@@ -79,6 +85,7 @@ const Footprint = z.object({
     .optional(),
 });
 
+// The nodes, manager and image suites' schemas below move into their folders (bench/suites/NAME/schema.ts).
 export const Session = z.object({
   kind: z.enum(['agent', 'plain']),
   rep: z.number().int().nonnegative(),
@@ -154,21 +161,6 @@ export const ManagerResult = envelope(
     .min(1),
 );
 
-export const BoincResult = envelope(
-  'boinc',
-  z.object({
-    skipped: z.string().nullable(),
-    version: z.string().nullable(),
-    command: z.string().nullable(),
-    isolation: z
-      .object({ interfaces: z.array(z.string()), tcpSockets: z.number().int(), udpSockets: z.number().int() })
-      .nullable(),
-    reps: z.array(
-      z.object({ seconds: positive, rssBytes: positive, pssBytes: positive, cpuSecondsPerMinute: nonNegative }),
-    ),
-  }),
-);
-
 export const ImageResult = envelope(
   'image',
   z.object({
@@ -188,44 +180,13 @@ export const ImageResult = envelope(
   }),
 );
 
-export const PythonResult = envelope(
-  'python',
-  z.object({
-    loops: z.number().int().positive(),
-    reps: z.array(z.object({ host: positive, image: positive })).min(1),
-    versions: z.object({ host: z.string(), image: z.string() }),
-  }),
-);
-
-const OverlayJoin = z.object({ contributingSeconds: positive, tunnelUpSeconds: positive.nullable() });
-export const OverlaySession = z.object({
-  mode: z.enum(['overlay', 'direct']),
-  rep: z.number().int().nonnegative(),
-  position: z.number().int().nonnegative(),
-  joins: z.array(OverlayJoin).min(1),
-  cpu: z.array(Batch.extend({ cpuPerTask: positive })).min(1),
-  tiny: z.array(Batch).min(1),
-  transfer: z.object({ bytes: positive, mbPerSecond: z.array(positive).min(1) }),
-  tcp: z.object({ seconds: positive, mbPerSecond: positive, retransmits: z.number().int().nonnegative().nullable() }),
-});
-export type OverlaySession = z.infer<typeof OverlaySession>;
-
-export const OverlayResult = envelope(
-  'overlay',
-  z.object({ image: z.string(), tcpTool: z.string(), sessions: z.array(OverlaySession).min(2) }),
-);
-
-export const RESULT_SCHEMAS = {
-  nodes: NodesResult,
-  manager: ManagerResult,
-  boinc: BoincResult,
-  image: ImageResult,
-  python: PythonResult,
-  overlay: OverlayResult,
-};
 export type NodesResult = z.infer<typeof NodesResult>;
 export type ManagerResult = z.infer<typeof ManagerResult>;
-export type BoincResult = z.infer<typeof BoincResult>;
 export type ImageResult = z.infer<typeof ImageResult>;
-export type PythonResult = z.infer<typeof PythonResult>;
-export type OverlayResult = z.infer<typeof OverlayResult>;
+
+export type Machine = z.infer<typeof Machine>;
+export type Latency = z.infer<typeof Latency>;
+export type Batch = z.infer<typeof Batch>;
+/** A results file as the report reads it: the envelope around data it checks against the suite's own schema. */
+export const AnyResult = envelope('any', z.unknown()).extend({ suite: z.string().regex(/^[a-z0-9]+$/) });
+export type AnyResult = z.infer<typeof AnyResult>;

@@ -1,3 +1,5 @@
+import tQuantile from '@stdlib/stats-base-dists-t-quantile';
+
 /** Summary statistics. Quantiles use linear interpolation between closest ranks (numpy's default). */
 
 export interface Summary {
@@ -69,4 +71,43 @@ export function pairedRatios(subject: readonly number[], baseline: readonly numb
   const values: number[] = [];
   for (let i = 0; i < n; i++) values.push((subject[i] as number) / (baseline[i] as number));
   return { ...summarize(values), values };
+}
+
+/** Sample standard deviation (n − 1 in the denominator); NaN below 2 values. */
+export function stdev(values: readonly number[]): number {
+  if (values.length < 2) return Number.NaN;
+  const m = mean(values);
+  return Math.sqrt(values.reduce((sum, v) => sum + (v - m) ** 2, 0) / (values.length - 1));
+}
+
+/** A point estimate and its two-sided confidence interval. */
+export interface Interval {
+  n: number;
+  estimate: number;
+  low: number;
+  high: number;
+}
+
+/**
+ * Student's t interval for the mean of `values` at `level` (0.95): mean ± t(1 − α/2, n − 1) · s / √n. Below 2 values
+ * the bounds are NaN (no spread is known). The quantile comes from @stdlib, not a hand table.
+ */
+export function tInterval(values: readonly number[], level = 0.95): Interval {
+  const n = values.length;
+  const estimate = mean(values);
+  if (n < 2) return { n, estimate, low: Number.NaN, high: Number.NaN };
+  const half = tQuantile(1 - (1 - level) / 2, n - 1) * (stdev(values) / Math.sqrt(n));
+  return { n, estimate, low: estimate - half, high: estimate + half };
+}
+
+/**
+ * The t interval of the mean log ratio, taken back: the geometric mean of the ratios and its interval. Ratios are
+ * multiplicative and skewed (×0.5 and ×2 are equally far from 1), so the logs, not the ratios, are averaged.
+ */
+export function logRatioInterval(ratios: readonly number[], level = 0.95): Interval {
+  const logs = tInterval(
+    ratios.map((r) => Math.log(r)),
+    level,
+  );
+  return { n: logs.n, estimate: Math.exp(logs.estimate), low: Math.exp(logs.low), high: Math.exp(logs.high) };
 }

@@ -32,6 +32,11 @@ export interface Suite<S, D> {
   profiles: Record<Profile, S>;
   /** The raw data's schema: checked when the report reads a results file and by the CI smoke test. */
   data: z.ZodType<D>;
+  /**
+   * Optional: what must exist before the run, done by the outer half with the machine's network (the inner half has
+   * loopback only), e.g. the host venv from the local Python index.
+   */
+  prepare?(profile: Profile): Promise<void>;
   run(context: SuiteContext, settings: S): Promise<D>;
   /** The report's figures, each judged by bench/lib/verdict.ts. */
   figuresOf(data: D): Figure[];

@@ -7,6 +7,7 @@ import {
   DEFAULT_SETTINGS,
   rayMemoryPlan,
   type Settings,
+  SPILL_DIR,
   shmBytesFor,
   stopTimeoutSeconds,
   tmpfsBytesFor,
@@ -14,7 +15,13 @@ import {
 import { describe, expect, test } from 'vitest';
 import { appAgentSpec } from '../src/app/app-service.js';
 import { cliAgentSpec } from '../src/cli/cli.js';
-import { type AgentSpec, configHash, createOptions, validateSpec } from '../src/container/agent-container-spec.js';
+import {
+  type AgentSpec,
+  configHash,
+  createOptions,
+  spillVolumeName,
+  validateSpec,
+} from '../src/container/agent-container-spec.js';
 import { agentSpecFor } from '../src/container/agent-spec.js';
 import {
   firstFileOf,
@@ -67,6 +74,21 @@ describe('container sizes come from the contract the agent plans with', () => {
       expect(options.StopTimeout).toBeGreaterThan(agentStopSeconds(drain));
     }
     expect(createOptions(spec).StopTimeout).toBe(stopTimeoutSeconds(25));
+  });
+});
+
+describe('Ray spills to a disk-backed volume of its own', () => {
+  test('a named volume per agent at SPILL_DIR, not under a tmpfs of the memory cgroup', () => {
+    for (const name of [undefined, 'ray-agent-2']) {
+      const host = createOptions({ ...spec, name }).HostConfig;
+      const spill = host?.Mounts?.find((mount) => mount.Target === SPILL_DIR);
+      expect(spill).toEqual({ Type: 'volume', Source: spillVolumeName(name ?? 'ray-agent'), Target: SPILL_DIR });
+      expect(spill?.ReadOnly).toBeUndefined();
+      // A tmpfs at or above the spill directory would put spilled bytes back into the memory limit.
+      for (const tmpfs of Object.keys(host?.Tmpfs ?? {}))
+        expect(SPILL_DIR === tmpfs || SPILL_DIR.startsWith(`${tmpfs}/`), tmpfs).toBe(false);
+    }
+    expect(spillVolumeName('ray-agent')).toBe('ray-agent-spill');
   });
 });
 

@@ -116,6 +116,14 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 5,
+    description: 'index providers (registered_at, id): the listing is paginated by that key',
+    up(db) {
+      // Keyset pagination: each page is one index range scan, whatever the fleet's size.
+      db.exec('CREATE INDEX providers_registered ON providers (registered_at, id);');
+    },
+  },
 ];
 
 /** The version a database has once every migration ran. */

@@ -9,6 +9,8 @@ import {
   HeartbeatRequest,
   HeartbeatResponse,
   IDENTITY_LEASE_INTERVALS,
+  PROVIDER_PAGE_DEFAULT,
+  PROVIDER_PAGE_MAX,
   ProviderHealth,
   ProviderList,
   ProviderSummary,
@@ -225,10 +227,29 @@ export function buildOpenApiDocument(): JsonObject {
       '/api/providers': {
         get: {
           operationId: 'listProviders',
-          summary: 'List every provider with its derived health.',
+          summary:
+            'List providers with their derived health, a page at a time, in registration order (registeredAt, ' +
+            "then providerId). Pass the answer's nextAfter as `after` for the next page; null: the last page.",
           security: [{ adminToken: [] }],
+          parameters: [
+            {
+              name: 'limit',
+              in: 'query',
+              required: false,
+              description: `Providers per page, 1 to ${PROVIDER_PAGE_MAX}.`,
+              schema: { type: 'integer', minimum: 1, maximum: PROVIDER_PAGE_MAX, default: PROVIDER_PAGE_DEFAULT },
+            },
+            {
+              name: 'after',
+              in: 'query',
+              required: false,
+              description: 'The providerId of the last provider of the previous page (its nextAfter).',
+              schema: { type: 'string' },
+            },
+          ],
           responses: {
-            '200': json(ref('ProviderList'), 'All providers.'),
+            '200': json(ref('ProviderList'), 'One page of providers.'),
+            '400': error('limit is not a whole number in range, or after names no provider (code invalid_request).'),
             '401': error('The admin token is missing or wrong (code admin_token_rejected).'),
             '500': common['500'],
             '503': common['503'],

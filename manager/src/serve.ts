@@ -6,6 +6,8 @@ import { buildServer, type ManagerServer } from './server.js';
 import { Store } from './store.js';
 
 export const HEARTBEAT_INTERVAL_SETTING = 'heartbeat_interval_seconds';
+/** Accepted heartbeats are written once a second, in batches (see StoreOptions.heartbeatFlushMs). */
+export const HEARTBEAT_FLUSH_MS = 1000;
 
 export interface ServeConfig {
   db: string;
@@ -36,7 +38,7 @@ export interface RunningManager {
 export async function startManager(config: ServeConfig): Promise<RunningManager> {
   const logger = config.logger ?? createLogger();
   const rateLimits = config.rateLimits ?? defaultRateLimits(config.heartbeatIntervalSeconds);
-  const store = new Store(config.db);
+  const store = new Store(config.db, { heartbeatFlushMs: HEARTBEAT_FLUSH_MS });
   let app: ManagerServer | undefined;
   try {
     store.setSetting(HEARTBEAT_INTERVAL_SETTING, String(config.heartbeatIntervalSeconds));

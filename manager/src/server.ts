@@ -10,6 +10,7 @@ import {
   HeartbeatRequest,
   type HeartbeatResponse,
   type ProviderList,
+  ProviderListQuery,
   RegisterRequest,
   type RegisterResponse,
 } from '@ray-agent/protocol';
@@ -25,6 +26,7 @@ import { clusterAccess, type GatewayOptions } from './cluster-access.js';
 import { createLogger } from './logger.js';
 import { defaultRateLimits, type RateLimit, type RateLimits, windowPhrase } from './rate-limits.js';
 import {
+  credentialOf,
   InstallIdTakenError,
   OverlayFullError,
   type OverlayPeer,
@@ -320,7 +322,9 @@ export function buildServer(options: ServerOptions) {
       if (!parsed.success) return sendError(reply, 400, ApiErrorCode.invalidRequest, describeIssues(parsed.error));
       const hb = parsed.data;
       request.providerId = hb.providerId;
-      const check = store.checkCredential(hb.providerId, credential);
+      // One SELECT serves the credential check and, in a batched store, the identity lease.
+      const view = store.heartbeatView(hb.providerId);
+      const check = credentialOf(view, credential);
       if (check === 'unknown_provider') {
         return sendError(reply, 404, ApiErrorCode.unknownProvider, `no provider ${hb.providerId}; register again`);
       }
@@ -353,7 +357,7 @@ export function buildServer(options: ServerOptions) {
       request.limitKey = hb.providerId;
       if (await limit.heartbeatPerProvider(request, reply)) return reply;
       const at = now();
-      const outcome = store.acceptHeartbeat(hb, interval, at, network);
+      const outcome = store.acceptHeartbeat(hb, interval, at, network, view);
       if (outcome.kind === 'unknown_provider') {
         return sendError(reply, 404, ApiErrorCode.unknownProvider, `no provider ${hb.providerId}; register again`);
       }
@@ -484,7 +488,23 @@ export function buildServer(options: ServerOptions) {
 
   app.get('/api/providers', async (request, reply) => {
     if (!requireAdmin(request, reply)) return reply;
-    const body: ProviderList = { providers: store.listProviders(interval, now()) };
+    const query = ProviderListQuery.safeParse(request.query);
+    if (!query.success) return sendError(reply, 400, ApiErrorCode.invalidRequest, describeIssues(query.error));
+    const { limit, after } = query.data;
+    // One more than the page: whether a next page exists, without a second query.
+    const rows = store.listProviders(interval, now(), { limit: limit + 1, after });
+    if (rows === null)
+      return sendError(
+        reply,
+        400,
+        ApiErrorCode.invalidRequest,
+        `after: no provider ${after}; pass the nextAfter of the previous page, e.g. after=<its nextAfter>`,
+      );
+    const providers = rows.length > limit ? rows.slice(0, limit) : rows;
+    const body: ProviderList = {
+      providers,
+      nextAfter: rows.length > limit ? (providers[providers.length - 1]?.providerId ?? null) : null,
+    };
     return reply.code(200).send(body);
   });
 

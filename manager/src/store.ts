@@ -39,6 +39,48 @@ export interface ProviderRecord {
 export type CredentialCheck = 'ok' | 'unknown_provider' | 'rejected' | { revokedAt: string } | { leftAt: string };
 
 /**
+ * What a heartbeat needs of its provider's row, read once per heartbeat (one SELECT by primary key) and shared by
+ * the credential check and the identity lease.
+ */
+export interface HeartbeatView {
+  id: string;
+  credential_hash: string;
+  revoked_at: string | null;
+  left_at: string | null;
+  last_boot_id: string | null;
+  last_state: string | null;
+  last_heartbeat_at: string | null;
+  wireguard_public_key: string | null;
+  overlay_address: string | null;
+}
+
+/** A page of the listing: at most `limit` providers after the provider `after` (registration order). */
+export interface ProviderPage {
+  limit: number;
+  after?: string | undefined;
+}
+
+/** The newest accepted heartbeat of a provider, not yet written (see StoreOptions.heartbeatFlushMs). */
+interface PendingHeartbeat {
+  id: string;
+  count: number;
+  now: string;
+  sentAt: string;
+  state: string;
+  rayNode: string;
+  cpuPercent: number;
+  memoryBytes: number;
+  memoryPercent: number;
+  activeTasks: number;
+  recentErrors: string;
+  bootId: string;
+  tunnel: string | null;
+}
+
+/** Heartbeats written per transaction when flushing: each transaction holds the event loop for a few ms only. */
+const FLUSH_CHUNK = 256;
+
+/**
  * What a deregistration did: the provider `left` now, or the credential is no one's current live one (unknown,
  * replaced by a later registration, revoked, or its provider left already: all read alike, as "already gone").
  */
@@ -221,6 +263,26 @@ function prepareStatements(db: Database.Database) {
     providerById: db.prepare<[string], ProviderRow>('SELECT * FROM providers WHERE id = ?'),
     providerByInstallId: db.prepare<[string], ProviderRow>('SELECT * FROM providers WHERE install_id = ?'),
     providerAll: db.prepare<[], ProviderRow>('SELECT * FROM providers ORDER BY registered_at, id'),
+    // Keyset pages over the index providers_registered (registered_at, id): the key never changes once written.
+    providerPageFirst: db.prepare<[number], ProviderRow>('SELECT * FROM providers ORDER BY registered_at, id LIMIT ?'),
+    providerPageAfter: db.prepare<[string, string, number], ProviderRow>(
+      'SELECT * FROM providers WHERE (registered_at, id) > (?, ?) ORDER BY registered_at, id LIMIT ?',
+    ),
+    providerRegisteredAt: db.prepare<[string], { registered_at: string }>(
+      'SELECT registered_at FROM providers WHERE id = ?',
+    ),
+    providerHeartbeatView: db.prepare<[string], HeartbeatView>(
+      `SELECT id, credential_hash, revoked_at, left_at, last_boot_id, last_state, last_heartbeat_at,
+         wireguard_public_key, overlay_address FROM providers WHERE id = ?`,
+    ),
+    // A batch's heartbeats: `count` of them since the last write, the newest one's fields.
+    providerHeartbeatBatch: db.prepare(
+      `UPDATE providers SET heartbeats = heartbeats + @count, last_heartbeat_at = @now, last_sent_at = @sentAt,
+         last_state = @state, last_ray_node = @rayNode, last_cpu_percent = @cpuPercent,
+         last_memory_bytes = @memoryBytes, last_memory_percent = @memoryPercent, active_tasks = @activeTasks,
+         recent_errors = @recentErrors, last_boot_id = @bootId, tunnel_report = @tunnel
+       WHERE id = @id`,
+    ),
     providerInsert: db.prepare(
       `INSERT INTO providers (id, install_id, credential_hash, enrollment_token_id, hostname, ip_address, cpu_cores,
          memory_bytes, limit_cpus, limit_memory_bytes, version_agent, version_ray, version_python, registered_at,
@@ -256,7 +318,6 @@ function prepareStatements(db: Database.Database) {
       'UPDATE providers SET wireguard_public_key = ?, gateway_peer = NULL WHERE id = ?',
     ),
     providerSetAddress: db.prepare<[string, string]>('UPDATE providers SET overlay_address = ? WHERE id = ?'),
-    providerSetTunnel: db.prepare<[string | null, string]>('UPDATE providers SET tunnel_report = ? WHERE id = ?'),
     providerRevoke: db.prepare<[string, string]>(
       'UPDATE providers SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
     ),
@@ -290,6 +351,16 @@ function prepareStatements(db: Database.Database) {
 export interface StoreOptions {
   /** Open an existing file only; fail instead of creating an empty database. */
   mustExist?: boolean;
+  /**
+   * Write accepted heartbeats in batches, every this many ms (0 or absent: each heartbeat is written at once).
+   * Crash-only: the newest heartbeat of each provider waits in memory and is written with the others in a few
+   * short transactions; close() writes what is left. A kill -9 loses at most the last batch, about a second of
+   * heartbeats, which every live agent replaces with its next one an interval later. Heartbeats that change who
+   * holds an identity, or say `stopped`, are written at once: the lease must not forget a holder or a stop.
+   * Readers of heartbeat fields in this process (the listing) see pending heartbeats; other processes on the same
+   * file (the CLI) see them once written.
+   */
+  heartbeatFlushMs?: number;
 }
 
 /**
@@ -314,6 +385,10 @@ export class Store {
   ) => HeartbeatOutcome;
   private readonly gatewaySyncTx: (sync: GatewaySyncRequest, network: OverlayNetwork, now: Date) => GatewaySyncResult;
   private readonly deregisterTx: (credential: string, now: Date) => DeregisterOutcome;
+  private readonly flushTx: (beats: PendingHeartbeat[]) => void;
+  /** Accepted heartbeats not yet written, newest per provider (insertion order: oldest first). */
+  private readonly pending = new Map<string, PendingHeartbeat>();
+  private readonly flushTimer: NodeJS.Timeout | null;
 
   constructor(file: string, options: StoreOptions = {}) {
     this.db = new Database(file, { fileMustExist: options.mustExist === true });
@@ -336,10 +411,48 @@ export class Store {
     );
     this.gatewaySyncTx = this.db.transaction((sync, network, now) => this.gatewaySyncInTx(sync, network, now));
     this.deregisterTx = this.db.transaction((credential, now) => this.deregisterInTx(credential, now));
+    this.flushTx = this.db.transaction((beats: PendingHeartbeat[]) => {
+      for (const beat of beats) this.st.providerHeartbeatBatch.run(beat);
+    });
+    const flushMs = options.heartbeatFlushMs ?? 0;
+    this.flushTimer = flushMs > 0 ? setInterval(() => this.flushInChunks(), flushMs) : null;
+    // The timer must not keep a finished process alive; close() writes what is left.
+    this.flushTimer?.unref();
   }
 
+  /** Writes every pending heartbeat, then closes the database. */
   close(): void {
-    if (this.db.open) this.db.close();
+    if (this.flushTimer) clearInterval(this.flushTimer);
+    if (!this.db.open) return;
+    this.flush();
+    this.db.close();
+  }
+
+  /** Heartbeats accepted but not yet written. */
+  get pendingHeartbeats(): number {
+    return this.pending.size;
+  }
+
+  /** Writes every pending heartbeat now, in transactions of FLUSH_CHUNK. */
+  flush(): void {
+    while (this.pending.size > 0) this.flushChunk();
+  }
+
+  private flushChunk(): void {
+    const beats: PendingHeartbeat[] = [];
+    for (const beat of this.pending.values()) {
+      beats.push(beat);
+      if (beats.length === FLUSH_CHUNK) break;
+    }
+    this.flushTx(beats);
+    for (const beat of beats) this.pending.delete(beat.id);
+  }
+
+  /** The timer's flush: one chunk per turn of the event loop, so requests are answered between transactions. */
+  private flushInChunks(): void {
+    if (this.pending.size === 0 || !this.db.open) return;
+    this.flushChunk();
+    if (this.pending.size > 0) setImmediate(() => this.flushInChunks());
   }
 
   // --- enrollment tokens -------------------------------------------------------------------------------------
@@ -512,11 +625,12 @@ export class Store {
    * `{ revokedAt }` when it is but the operator revoked the provider.
    */
   checkCredential(providerId: string, credential: string): CredentialCheck {
-    const row = this.st.providerById.get(providerId);
-    if (!row) return 'unknown_provider';
-    if (!hashesEqual(row.credential_hash, hashSecret(credential))) return 'rejected';
-    if (row.revoked_at !== null) return { revokedAt: row.revoked_at };
-    return row.left_at === null ? 'ok' : { leftAt: row.left_at };
+    return credentialOf(this.st.providerHeartbeatView.get(providerId) ?? null, credential);
+  }
+
+  /** The row a heartbeat needs (one SELECT), or null: no such provider. Pass it to credentialOf and acceptHeartbeat. */
+  heartbeatView(providerId: string): HeartbeatView | null {
+    return this.st.providerHeartbeatView.get(providerId) ?? null;
   }
 
   /**
@@ -545,7 +659,7 @@ export class Store {
    * its installId cannot register again. Revoking twice keeps the first time. False when there is no such provider.
    */
   revokeProvider(providerId: string, now: Date = new Date()): boolean {
-    if (!this.st.providerById.get(providerId)) return false;
+    if (!this.st.providerRegisteredAt.get(providerId)) return false;
     this.st.providerRevoke.run(now.toISOString(), providerId);
     return true;
   }
@@ -582,8 +696,14 @@ export class Store {
     heartbeatIntervalSeconds: number,
     now: Date = new Date(),
     network: OverlayNetwork | null = null,
+    /** The row read for the credential check; batched stores reuse it (the lease comes from memory then). */
+    view?: HeartbeatView | null,
   ): HeartbeatOutcome {
-    return this.heartbeatTx(hb, heartbeatIntervalSeconds, now, network);
+    if (this.flushTimer === null) return this.heartbeatTx(hb, heartbeatIntervalSeconds, now, network);
+    // Batched: no transaction needed. better-sqlite3 is synchronous and the pending heartbeat (always newer than
+    // the row) is consulted for the lease, so nothing can come between the decision and its record.
+    const row = view === undefined || view?.id !== hb.providerId ? this.heartbeatView(hb.providerId) : view;
+    return this.heartbeatOn(row, hb, heartbeatIntervalSeconds, now, network);
   }
 
   private heartbeatInTx(
@@ -592,10 +712,22 @@ export class Store {
     now: Date,
     network: OverlayNetwork | null,
   ): HeartbeatOutcome {
-    const row = this.st.providerById.get(hb.providerId);
+    return this.heartbeatOn(this.heartbeatView(hb.providerId), hb, intervalSeconds, now, network);
+  }
+
+  private heartbeatOn(
+    row: HeartbeatView | null,
+    hb: HeartbeatRequest,
+    intervalSeconds: number,
+    now: Date,
+    network: OverlayNetwork | null,
+  ): HeartbeatOutcome {
     if (!row) return { kind: 'unknown_provider' };
+    const newer = this.pending.get(row.id);
     const decision = decideIdentity(
-      { bootId: row.last_boot_id, lastState: row.last_state, lastHeartbeatAt: row.last_heartbeat_at },
+      newer
+        ? { bootId: newer.bootId, lastState: newer.state, lastHeartbeatAt: newer.now }
+        : { bootId: row.last_boot_id, lastState: row.last_state, lastHeartbeatAt: row.last_heartbeat_at },
       hb.bootId,
       intervalSeconds,
       now,
@@ -608,9 +740,34 @@ export class Store {
       if (holder && holder.id !== row.id) return { kind: 'key_in_use', holderProviderId: holder.id };
       this.st.providerSetKey.run(key, row.id);
     }
-    this.recordHeartbeat(hb, now);
-    this.st.providerSetTunnel.run(hb.tunnel === undefined ? null : JSON.stringify(hb.tunnel), row.id);
-    const address = key === null || network === null ? null : this.ensureAddress(row.id, network);
+    const beat: PendingHeartbeat = {
+      id: row.id,
+      count: (newer?.count ?? 0) + 1,
+      now: now.toISOString(),
+      sentAt: hb.sentAt,
+      state: hb.state,
+      rayNode: hb.rayNode,
+      cpuPercent: hb.cpuPercent,
+      memoryBytes: hb.memoryBytes,
+      memoryPercent: hb.memoryPercent,
+      activeTasks: hb.activeTasks,
+      recentErrors: JSON.stringify(hb.recentErrors),
+      bootId: hb.bootId,
+      tunnel: hb.tunnel === undefined ? null : JSON.stringify(hb.tunnel),
+    };
+    // Re-inserted so the map stays oldest first: a flush chunk writes the longest-waiting heartbeats.
+    this.pending.delete(row.id);
+    if (this.flushTimer === null || decision.reason !== 'same_boot' || hb.state === 'stopped')
+      this.st.providerHeartbeatBatch.run(beat);
+    else this.pending.set(row.id, beat);
+    // The address it holds, when still one of the network's (a live provider's address is its own): no scan.
+    const held = row.overlay_address;
+    const address =
+      key === null || network === null
+        ? null
+        : held !== null && !keyRotated && isProviderAddress(network, held)
+          ? held
+          : this.ensureAddress(row.id, network);
     return {
       ...decision,
       peer: key === null || address === null ? null : { publicKey: key, address },
@@ -667,17 +824,38 @@ export class Store {
     };
   }
 
-  listProviders(heartbeatIntervalSeconds: number, now: Date = new Date()): ProviderSummary[] {
-    return this.st.providerAll.all().map((row) => summarize(row, heartbeatIntervalSeconds, now));
+  /**
+   * Every provider in registration order, or one page of them. Null when `page.after` names no provider (the
+   * caller says so: a cursor is always a providerId the listing returned).
+   */
+  listProviders(heartbeatIntervalSeconds: number, now?: Date): ProviderSummary[];
+  listProviders(heartbeatIntervalSeconds: number, now: Date, page: ProviderPage): ProviderSummary[] | null;
+  listProviders(
+    heartbeatIntervalSeconds: number,
+    now: Date = new Date(),
+    page?: ProviderPage,
+  ): ProviderSummary[] | null {
+    this.flush();
+    let rows: ProviderRow[];
+    if (page === undefined) rows = this.st.providerAll.all();
+    else if (page.after === undefined) rows = this.st.providerPageFirst.all(page.limit);
+    else {
+      const cursor = this.st.providerRegisteredAt.get(page.after);
+      if (!cursor) return null;
+      rows = this.st.providerPageAfter.all(cursor.registered_at, page.after, page.limit);
+    }
+    return rows.map((row) => summarize(row, heartbeatIntervalSeconds, now));
   }
 
   getProvider(providerId: string, heartbeatIntervalSeconds: number, now: Date = new Date()): ProviderSummary | null {
+    this.flush();
     const row = this.st.providerById.get(providerId);
     return row ? summarize(row, heartbeatIntervalSeconds, now) : null;
   }
 
   /** Fields kept by the store that the listing does not show (for operators and tests). */
   getProviderRecord(providerId: string): ProviderRecord | null {
+    this.flush();
     const row = this.st.providerById.get(providerId);
     if (!row) return null;
     return {
@@ -700,6 +878,17 @@ export class Store {
   setSetting(key: string, value: string): void {
     this.st.settingSet.run(key, value);
   }
+}
+
+/**
+ * 'unknown_provider' when there is no row, 'rejected' when the credential is not its current one, `{ revokedAt }`
+ * or `{ leftAt }` when it is but the provider no longer takes part.
+ */
+export function credentialOf(row: HeartbeatView | null, credential: string): CredentialCheck {
+  if (!row) return 'unknown_provider';
+  if (!hashesEqual(row.credential_hash, hashSecret(credential))) return 'rejected';
+  if (row.revoked_at !== null) return { revokedAt: row.revoked_at };
+  return row.left_at === null ? 'ok' : { leftAt: row.left_at };
 }
 
 function summarize(row: ProviderRow, heartbeatIntervalSeconds: number, now: Date): ProviderSummary {

@@ -216,7 +216,8 @@ export async function startTestServer(
   const tmp = options.dir === undefined ? tempDir() : { dir: options.dir, remove: () => undefined };
   const tls = makeTls(tmp.dir);
   const dbFile = join(tmp.dir, 'manager.db');
-  const store = new Store(dbFile);
+  // Batched, as `serve` runs it: every API test goes through the batched heartbeat path.
+  const store = new Store(dbFile, { heartbeatFlushMs: 1000 });
   store.ensureEnrollmentToken(ENROLLMENT_TOKEN, 'test');
   store.ensureAdminToken(ADMIN_TOKEN, 'test');
   const logs = new LogCapture();

@@ -47,6 +47,12 @@ const GiB = 1024 ** 3;
 
 /** The state volume's mount point inside the container: install ID, credentials, and the controller's secrets. */
 export const STATE_DIR = '/var/lib/ray-agent';
+/**
+ * The spill volume's mount point: a disk-backed Docker volume where Ray spills objects that do not fit in its
+ * object store (`ray start --object-spilling-directory`, also plasma's fallback for allocations). On disk, outside
+ * the memory cgroup: under the tmpfs /tmp (Ray's default, its session dir) spilling could not relieve memory.
+ */
+export const SPILL_DIR = '/var/lib/ray-agent-spill';
 /** Files the controller writes into the state volume (0700 directory, 0600 files, owned by AGENT_UID). */
 export const SECRETS_DIR = `${STATE_DIR}/secrets`;
 export const TOKEN_FILE = `${SECRETS_DIR}/enrollment-token`;

@@ -159,5 +159,28 @@ export const ProviderSummary = z.object({
 });
 export type ProviderSummary = z.infer<typeof ProviderSummary>;
 
-export const ProviderList = z.object({ providers: z.array(ProviderSummary) });
+/**
+ * GET /api/providers is paginated by keyset: providers in registration order (registeredAt, then providerId: a key
+ * that never changes), at most `limit` a page. `after` is the providerId of the last provider of the previous page
+ * (the answer's `nextAfter`); a provider registered meanwhile lands at the end, so a walk never skips or repeats one.
+ */
+export const PROVIDER_PAGE_DEFAULT = 500;
+export const PROVIDER_PAGE_MAX = 1000;
+
+export const ProviderListQuery = z.object({
+  limit: z.coerce
+    .number()
+    .int(`limit must be a whole number from 1 to ${PROVIDER_PAGE_MAX}, e.g. limit=${PROVIDER_PAGE_DEFAULT}`)
+    .min(1, `limit must be at least 1, e.g. limit=${PROVIDER_PAGE_DEFAULT}`)
+    .max(PROVIDER_PAGE_MAX, `limit must be at most ${PROVIDER_PAGE_MAX}, e.g. limit=${PROVIDER_PAGE_DEFAULT}`)
+    .default(PROVIDER_PAGE_DEFAULT),
+  after: ProviderId.optional(),
+});
+export type ProviderListQuery = z.infer<typeof ProviderListQuery>;
+
+export const ProviderList = z.object({
+  providers: z.array(ProviderSummary),
+  /** The `after` of the next page, or null: this page is the last. Optional: managers before pagination lack it. */
+  nextAfter: ProviderId.nullable().optional(),
+});
 export type ProviderList = z.infer<typeof ProviderList>;

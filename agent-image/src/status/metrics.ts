@@ -1,10 +1,15 @@
 import { AgentState } from '@ray-agent/protocol';
 import { Gauge, Registry } from 'prom-client';
+import { type RequestDurations, STATUS_DURATION_BUCKETS } from './request-durations.js';
 import type { StatusModel } from './status-model.js';
 
-/** Prometheus view of the same status snapshot, computed at scrape time. */
-export function createMetrics(model: StatusModel): Registry {
+/**
+ * Prometheus view of the same status snapshot, computed at scrape time. Loaded on the first scrape only (see
+ * status-server.ts): prom-client stays out of an idle agent's heap.
+ */
+export function createMetrics(model: StatusModel, durations?: RequestDurations): Registry {
   const registry = new Registry();
+  if (durations) registry.registerMetric(durationHistogram(durations) as never);
   const gauge = (name: string, help: string, read: (g: Gauge) => void, labelNames: string[] = []) =>
     new Gauge({
       name,
@@ -38,7 +43,7 @@ export function createMetrics(model: StatusModel): Registry {
   );
   gauge(
     'ray_agent_tasks_completed_total',
-    'Tasks seen finishing on this node since the agent started (a lower bound: sampled every 2 s).',
+    'Tasks seen finishing on this node since the agent started (a lower bound: sampled every 2-10 s).',
     (g) => g.set(model.tasksCompleted),
   );
   gauge('ray_agent_ray_node_restarts_total', 'Times the Ray node was restarted after it stopped unexpectedly.', (g) =>
@@ -82,4 +87,39 @@ export function createMetrics(model: StatusModel): Registry {
     g.set(model.tunnel?.txBytes ?? 0),
   );
   return registry;
+}
+
+const DURATION = 'ray_agent_status_request_duration_seconds';
+
+/**
+ * The status endpoint's own timings as a Prometheus histogram. The server counts into plain buckets (so timing
+ * needs no prom-client); this hands those counts to prom-client's formatter in the shape its Histogram.get() has.
+ */
+function durationHistogram(durations: RequestDurations) {
+  return {
+    name: DURATION,
+    help: 'Time the status endpoint took to answer a request, measured inside the server.',
+    type: 'histogram',
+    aggregator: 'sum',
+    reset() {},
+    get() {
+      const buckets = STATUS_DURATION_BUCKETS.map((le, i) => ({
+        metricName: `${DURATION}_bucket`,
+        labels: { le },
+        value: durations.counts[i] ?? 0,
+      }));
+      return {
+        name: DURATION,
+        help: this.help,
+        type: 'histogram',
+        aggregator: 'sum',
+        values: [
+          ...buckets,
+          { metricName: `${DURATION}_bucket`, labels: { le: '+Inf' }, value: durations.count },
+          { metricName: `${DURATION}_sum`, labels: {}, value: durations.sum },
+          { metricName: `${DURATION}_count`, labels: {}, value: durations.count },
+        ],
+      };
+    },
+  };
 }

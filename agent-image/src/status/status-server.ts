@@ -1,12 +1,16 @@
-import { createServer } from 'node:http';
-import Fastify, { type FastifyInstance } from 'fastify';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { RequestDurations } from './request-durations.js';
 import type { StatusModel } from './status-model.js';
 
 /**
  * The read-only status endpoint for the tray app. Bound inside the container and published on the host's
  * loopback only; because a loopback publish can still be reached by a web page through DNS rebinding, every
  * request must name a loopback host and must not come from a browser context (no Origin/Referer).
+ *
+ * Plain node:http: three read-only routes do not need a framework, and fastify's schemas and router were the
+ * largest part of the idle agent's heap.
  */
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 const SECURITY_HEADERS = {
@@ -16,6 +20,7 @@ const SECURITY_HEADERS = {
   'cache-control': 'no-store',
   'referrer-policy': 'no-referrer',
 };
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 export function hostIsLoopback(host: string | undefined): boolean {
   if (!host) return false;
@@ -23,50 +28,121 @@ export function hostIsLoopback(host: string | undefined): boolean {
   return LOOPBACK_HOSTS.has(name.toLowerCase());
 }
 
-export function buildStatusServer(model: StatusModel, metrics: Registry): FastifyInstance {
-  const app = Fastify({
-    logger: false,
-    serverFactory: (handler) =>
-      createServer(
-        {
-          maxHeaderSize: 8 * 1024,
-          requestTimeout: 5_000,
-          headersTimeout: 5_000,
-          keepAliveTimeout: 5_000,
-          // Node checks the two timeouts above only this often (default 30 s): a slow client would be held 30 s.
-          connectionsCheckingInterval: 1_000,
-        },
-        handler,
-      ),
-    bodyLimit: 1024,
-    return503OnClosing: true,
+export interface StatusServerOptions {
+  /** The Prometheus registry, built on the first scrape: prom-client is not loaded while nobody scrapes. */
+  metrics?: () => Promise<Registry>;
+  /** Told of every /status request: the supervisor samples more often while someone watches. */
+  onStatusRead?: () => void;
+  durations?: RequestDurations;
+}
+
+export interface StatusServer {
+  readonly server: Server;
+  readonly durations: RequestDurations;
+  listen(options: { host: string; port: number }): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function buildStatusServer(model: StatusModel, options: StatusServerOptions = {}): StatusServer {
+  const durations = options.durations ?? new RequestDurations();
+  let registry: Promise<Registry> | undefined;
+  const metrics =
+    options.metrics ?? (() => import('./metrics.js').then(({ createMetrics }) => createMetrics(model, durations)));
+  let closing = false;
+
+  interface Answer {
+    code: number;
+    body: string;
+    type?: string;
+    headers?: Record<string, string>;
+  }
+  const json = (code: number, value: unknown, headers?: Record<string, string>): Answer => ({
+    code,
+    body: JSON.stringify(value),
+    ...(headers ? { headers } : {}),
   });
 
-  app.addHook('onRequest', async (request, reply) => {
-    reply.headers(SECURITY_HEADERS);
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      return reply.code(405).header('allow', 'GET, HEAD').send({ error: 'only GET and HEAD are allowed' });
-    }
-    const fetchSite = request.headers['sec-fetch-site'];
-    if (!hostIsLoopback(request.headers.host)) return reply.code(403).send({ error: 'host not allowed' });
+  const answer = (req: IncomingMessage): Answer | Promise<Answer> => {
+    if (closing) return json(503, { error: 'the agent is stopping' }, { connection: 'close' });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return json(405, { error: 'only GET and HEAD are allowed' }, { allow: 'GET, HEAD' });
+    const fetchSite = req.headers['sec-fetch-site'];
+    if (!hostIsLoopback(req.headers.host)) return json(403, { error: 'host not allowed' });
     if (
-      request.headers.origin !== undefined ||
-      request.headers.referer !== undefined ||
+      req.headers.origin !== undefined ||
+      req.headers.referer !== undefined ||
       (fetchSite !== undefined && fetchSite !== 'none')
-    ) {
-      return reply.code(403).send({ error: 'browser requests are not allowed' });
+    )
+      return json(403, { error: 'browser requests are not allowed' });
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/status') {
+      options.onStatusRead?.();
+      return json(200, model.snapshot());
     }
-  });
+    if (path === '/healthz') {
+      const state = model.current;
+      return json(state === 'error' ? 503 : 200, { ok: state !== 'error', state });
+    }
+    if (path === '/metrics') {
+      registry ??= metrics();
+      return registry
+        .then(async (r) => ({ code: 200, body: await r.metrics(), type: r.contentType }))
+        .catch((error: Error) => json(500, { error: `metrics failed: ${error.message}` }));
+    }
+    return json(404, { error: 'not found' });
+  };
 
-  app.get('/status', async () => model.snapshot());
-  app.get('/healthz', async (_request, reply) => {
-    const state = model.current;
-    return reply.code(state === 'error' ? 503 : 200).send({ ok: state !== 'error', state });
-  });
-  app.get('/metrics', async (_request, reply) => {
-    reply.type(metrics.contentType);
-    return metrics.metrics();
-  });
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not found' }));
-  return app;
+  const send = (req: IncomingMessage, res: ServerResponse, { code, body, type, headers }: Answer): void => {
+    res.writeHead(code, {
+      ...SECURITY_HEADERS,
+      ...headers,
+      'content-type': type ?? JSON_TYPE,
+      'content-length': Buffer.byteLength(body),
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const started = process.hrtime.bigint();
+    res.once('finish', () => durations.observe(Number(process.hrtime.bigint() - started) / 1e9));
+    const reply = answer(req);
+    if (reply instanceof Promise) void reply.then((done) => send(req, res, done));
+    else send(req, res, reply);
+  };
+
+  const server = createServer(
+    {
+      maxHeaderSize: 8 * 1024,
+      requestTimeout: 5_000,
+      headersTimeout: 5_000,
+      keepAliveTimeout: 5_000,
+      // Node checks the two timeouts above only this often (default 30 s): a slow client would be held 30 s.
+      connectionsCheckingInterval: 1_000,
+    },
+    handle,
+  );
+  return {
+    server,
+    durations,
+    listen: ({ host, port }) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      }),
+    close: () =>
+      new Promise((resolve) => {
+        closing = true;
+        if (!server.listening) return resolve();
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
+
+/** The port the server listens on (for tests that listen on port 0). */
+export function listeningPort(server: StatusServer): number {
+  return (server.server.address() as AddressInfo).port;
 }

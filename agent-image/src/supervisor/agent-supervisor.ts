@@ -9,7 +9,6 @@ import {
   type HeartbeatRequest,
   STOP_STEPS_SECONDS,
 } from '@ray-agent/protocol';
-import type { FastifyInstance } from 'fastify';
 import type { AgentConfig } from '../config/agent-config.js';
 import { formatGcsAddress } from '../config/ray-head.js';
 import { cgroupReader, freeBytes, hostCpus, hostMemory, shmSize } from '../limits/cgroup.js';
@@ -23,13 +22,14 @@ import { EnrollmentRejectedError, register } from '../manager/registration.js';
 import { ClusterAccessKeeper } from '../overlay/cluster-access.js';
 import { type JoinTarget, needsRejoin } from '../overlay/join-target.js';
 import { overlayPaths } from '../overlay/tunnel-files.js';
-import { probeGcs } from '../ray/gcs-probe.js';
+import { dialGcs, gcsConnected, probeGcs } from '../ray/gcs-probe.js';
 import { RayLogWatcher } from '../ray/log-watcher.js';
 import { drainNode, type OwnNode, resizeNode } from '../ray/node-control.js';
 import { preflightCluster } from '../ray/preflight.js';
 import { TaskCounter, tasksByName } from '../ray/task-counter.js';
 import type { Credentials, StateStore } from '../state/state-store.js';
 import type { StatusModel } from '../status/status-model.js';
+import type { StatusServer } from '../status/status-server.js';
 import { Backoff, sleep } from './backoff.js';
 import { primaryAddress } from './host-facts.js';
 import { IdentityGate } from './identity-gate.js';
@@ -41,7 +41,7 @@ export interface SupervisorDeps {
   model: StatusModel;
   store: StateStore;
   resources: RayResources;
-  statusServer: FastifyInstance;
+  statusServer: StatusServer;
   log: Logger;
   installId: string;
   credentials: Credentials | undefined;
@@ -53,7 +53,17 @@ export interface SupervisorDeps {
   exit: (code: number) => void;
 }
 
-const SAMPLE_MS = 2_000;
+/**
+ * Sampling (tasks, usage, Ray's logs, the head) costs CPU on the person's machine: every 10 s while the node just
+ * contributes and nobody looks, every 2 s while the status endpoint is read (the tray polls every 2 s) or the agent
+ * is on its way somewhere (joining, reconnecting, draining), when states change and someone may be waiting.
+ */
+const IDLE_SAMPLE_MS = 10_000;
+const WATCHED_SAMPLE_MS = 2_000;
+/** A /status read keeps the fast cadence this long. */
+const WATCHED_FOR_MS = 10_000;
+/** While the raylet holds its GCS connection the head is taken as there; it is still dialled this often. */
+const HEAD_DIAL_MS = 60_000;
 /** How often a drain looks whether Ray has finished (its raylet exits by itself once the node is idle). */
 const DRAIN_POLL_MS = 500;
 const MISMATCH_RECHECK_MS = 300_000;
@@ -72,6 +82,11 @@ export class AgentSupervisor {
   private credentials: Credentials | undefined;
   private node: RayNode | undefined;
   private sampler: NodeJS.Timeout | undefined;
+  private samplingStopped = false;
+  private lastSampleAt = 0;
+  private lastReadAt = 0;
+  private lastHeadDialAt = 0;
+  private tick: (() => void) | undefined;
   private signals = 0;
   private readonly nodeIp: string;
   /** Tells this agent process apart from a copy running with the same credentials. */
@@ -149,7 +164,7 @@ export class AgentSupervisor {
     // Each step is bounded so the whole stop fits the container's stop timeout (protocol's agentStopSeconds).
     await this.stopRay(config.drainDeadlineSeconds);
     this.heartbeatsDone.abort();
-    if (this.sampler) clearInterval(this.sampler);
+    this.stopSampling();
     model.runningTasks = 0;
     model.setState('stopped');
     await this.finalHeartbeat();
@@ -317,7 +332,7 @@ export class AgentSupervisor {
     log.error({ reason, exitCode: code }, 'stopping Ray and exiting for a restart');
     this.stopping.abort();
     this.heartbeatsDone.abort();
-    if (this.sampler) clearInterval(this.sampler);
+    this.stopSampling();
     this.node?.kill();
     await killRayLeftovers(leftoverKill * 1000);
     model.ray.state = 'stopped';
@@ -583,38 +598,34 @@ export class AgentSupervisor {
       await this.access.whenTunnelUp(signal);
       if (signal.aborted) break;
       const target = this.access.joinTarget();
-      const preflight = await preflightCluster(this.deps.python, target.gcs, 5, target.rayAuthTokenFile);
+      // A TCP dial (milliseconds) tells an absent head; the version check (a Python process) runs beside the join.
+      const unreachable = await dialGcs(target.gcs);
       if (signal.aborted) break;
       if (needsRejoin(target, this.access.joinTarget())) continue; // the manager moved the cluster meanwhile
-      if (preflight.kind === 'unreachable') {
+      if (unreachable !== undefined) {
         const wait = backoff.next();
         model.fail(
           'head_unreachable',
-          `the Ray head at ${formatGcsAddress(target.gcs)} is not reachable (${preflight.detail}); retrying in ${Math.round(wait / 1000)} s`,
+          `the Ray head at ${formatGcsAddress(target.gcs)} is not reachable (${unreachable}); retrying in ${Math.round(wait / 1000)} s`,
         );
         if (backoff.attempts === 1 || backoff.attempts % 10 === 0)
-          log.warn({ detail: preflight.detail, attempts: backoff.attempts }, 'Ray head not reachable');
+          log.warn({ detail: unreachable, attempts: backoff.attempts }, 'Ray head not reachable');
         await sleep(wait, signal);
         continue;
       }
-      model.ray.clusterVersion = preflight.info.clusterRayVersion ?? null;
-      model.ray.clusterPythonVersion = preflight.info.clusterPythonVersion ?? null;
-      if (preflight.kind === 'mismatch') {
-        model.ray.state = 'failed';
-        model.setState('error');
-        model.fail('version_mismatch', preflight.message);
-        log.error({ detail: preflight.message }, 'refusing to join: version mismatch');
+      model.clearError('head_unreachable');
+      if (!this.identity.held || this.paused) continue; // refused, or drained, while the dial ran
+      this.joinedCluster = undefined;
+      this.headLost = false;
+      if (model.current === 'error') model.setState(joinedBefore ? 'reconnecting' : 'connecting');
+      const checked = this.checkVersions(target);
+      const exit = await this.runNode(target);
+      const mismatch = await checked;
+      if (signal.aborted) break;
+      if (mismatch) {
         await sleep(MISMATCH_RECHECK_MS, signal);
         continue;
       }
-      model.clearError('head_unreachable');
-      model.clearError('version_mismatch');
-      if (!this.identity.held || this.paused) continue; // refused, or drained, while the preflight ran
-      this.joinedCluster = preflight.info.clusterId;
-      this.headLost = false;
-      if (model.current === 'error') model.setState(joinedBefore ? 'reconnecting' : 'connecting');
-      const exit = await this.runNode(target);
-      if (signal.aborted) break;
       joinedBefore ||= exit.joined;
       if (exit.joined) backoff.reset();
       if (this.paused) continue; // the drain stopped it: not a failure, and not restarted
@@ -649,6 +660,29 @@ export class AgentSupervisor {
       await killRayLeftovers(leftoverKill * 1000);
       await sleep(backoff.next(), signal);
     }
+  }
+
+  /**
+   * Ray refuses a node of another Ray version by itself, in a traceback; this check says why in one sentence, and
+   * stops a node that would join a cluster whose Python minor version differs. True on a mismatch.
+   */
+  private async checkVersions(target: JoinTarget): Promise<boolean> {
+    const { model, log } = this.deps;
+    const preflight = await preflightCluster(this.deps.python, target.gcs, 5, target.rayAuthTokenFile);
+    if (preflight.kind === 'unreachable') return false; // the node's own join decides; checkHead looks again
+    model.ray.clusterVersion = preflight.info.clusterRayVersion ?? null;
+    model.ray.clusterPythonVersion = preflight.info.clusterPythonVersion ?? null;
+    if (preflight.kind === 'ok') {
+      this.joinedCluster = preflight.info.clusterId;
+      model.clearError('version_mismatch');
+      return false;
+    }
+    this.node?.kill();
+    model.ray.state = 'failed';
+    model.setState('error');
+    model.fail('version_mismatch', preflight.message);
+    log.error({ detail: preflight.message }, 'refusing to join: version mismatch');
+    return true;
   }
 
   private runNode(
@@ -705,7 +739,12 @@ export class AgentSupervisor {
     const gcs = this.joined?.gcs;
     // Over a tunnel that is down the head cannot answer; the tunnel's own sentence says why.
     if (this.checkingHead || !gcs || this.access.tunnelDown()) return;
+    // The raylet's own GCS connection is the cheap sign of a live head (no packet sent); it is dialled anyway when
+    // that connection is gone, while the head is lost, and once a minute (a silent path keeps a dead connection).
+    const dial = this.headLost || Date.now() - this.lastHeadDialAt >= HEAD_DIAL_MS || !gcsConnected(gcs.port);
+    if (!dial) return;
     this.checkingHead = true;
+    this.lastHeadDialAt = Date.now();
     try {
       const reachable = await probeGcs(gcs);
       if (model.ray.state !== 'joined') return;
@@ -735,12 +774,33 @@ export class AgentSupervisor {
     }
   }
 
+  /** A /status read: sample at the watched cadence for a while, and at once if the last sample is stale. */
+  statusRead(): void {
+    this.lastReadAt = Date.now();
+    if (this.tick && !this.samplingStopped && Date.now() - this.lastSampleAt >= WATCHED_SAMPLE_MS) {
+      clearTimeout(this.sampler);
+      // Not on the request's path: this answer carries the last sample, the next one a fresh sample.
+      this.sampler = setTimeout(this.tick, 0);
+    }
+  }
+
+  private stopSampling(): void {
+    this.samplingStopped = true;
+    clearTimeout(this.sampler);
+  }
+
+  private nextSampleMs(): number {
+    const watched = Date.now() - this.lastReadAt < WATCHED_FOR_MS;
+    return watched || this.deps.model.current !== 'contributing' ? WATCHED_SAMPLE_MS : IDLE_SAMPLE_MS;
+  }
+
   private startSampling(): void {
     const { model } = this.deps;
     const usage = new UsageSampler(cgroupReader(), model.limits.cpus);
     this.usage = usage;
     const logs = new RayLogWatcher('/tmp/ray/session_latest/logs', (line) => model.rayError(line));
     const tick = () => {
+      this.lastSampleAt = Date.now();
       const counted = this.tasks.count();
       const live = model.ray.state === 'joined' || model.ray.state === 'stopping';
       model.runningTasks = live ? counted.running : 0;
@@ -761,8 +821,9 @@ export class AgentSupervisor {
         this.access.watchJoined(() => !this.headLost);
         void this.checkHead();
       }
+      if (!this.samplingStopped) this.sampler = setTimeout(tick, this.nextSampleMs());
     };
+    this.tick = tick;
     tick();
-    this.sampler = setInterval(tick, SAMPLE_MS);
   }
 }

@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { SPILL_DIR } from '@ray-agent/protocol';
 import type { RayPorts } from '../config/agent-config.js';
 import { formatGcsAddress, type GcsAddress } from '../config/ray-head.js';
 import type { RayResources } from '../limits/ray-resources.js';
@@ -18,6 +20,26 @@ export interface RayNodeOptions {
   gcsReconnectTimeoutSeconds: number;
   /** Set when the cluster runs with Ray's token authentication: the token's file (RAY_AUTH_TOKEN_FILE). */
   rayAuthTokenFile?: string | undefined;
+  /** Where Ray spills objects; undefined: Ray's default, its session dir under /tmp. Default `spillDirectory()`. */
+  spillDir?: string | undefined;
+}
+
+/**
+ * The spill volume's directory when it is mounted writable (the controller's container), else undefined: a
+ * read-only root without the volume keeps Ray's default under /tmp rather than failing to start.
+ */
+export function spillDirectory(dir: string = SPILL_DIR): string | undefined {
+  try {
+    accessSync(dir, constants.W_OK);
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Objects spilled by an earlier node died with it; a node killed (OOM, SIGKILL) never deleted its own. */
+export function clearSpillDirectory(dir: string): void {
+  for (const entry of readdirSync(dir)) rmSync(join(dir, entry), { recursive: true, force: true });
 }
 
 export type RayNodeEvents = {
@@ -60,6 +82,8 @@ export function rayStartArgs(options: RayNodeOptions): string[] {
     '--disable-usage-stats',
   ];
   if (options.nodeIpAddress) args.push(`--node-ip-address=${options.nodeIpAddress}`);
+  const spillDir = 'spillDir' in options ? options.spillDir : spillDirectory();
+  if (spillDir) args.push(`--object-spilling-directory=${spillDir}`);
   return args;
 }
 
@@ -89,6 +113,8 @@ export class RayNode extends EventEmitter<RayNodeEvents> {
   }
 
   start(): void {
+    const spillDir = 'spillDir' in this.options ? this.options.spillDir : spillDirectory();
+    if (spillDir) clearSpillDirectory(spillDir);
     const child = spawn(this.options.rayBin, rayStartArgs(this.options), {
       env: rayEnvironment(this.options),
       detached: true,

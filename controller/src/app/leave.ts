@@ -9,6 +9,7 @@ import {
   LABEL_INSTANCE,
   LABEL_MANAGED,
   LABEL_ROLE,
+  spillVolumeName,
   stateVolumeName,
   tunnelVolumeName,
 } from '../container/agent-container-spec.js';
@@ -271,7 +272,7 @@ async function ourVolumes(docker: Dockerode, name: string): Promise<string[]> {
     filters: { label: [`${LABEL_MANAGED}=true`, `${LABEL_INSTANCE}=${name}`] },
   });
   const names = new Set((listed.Volumes ?? []).map((volume) => volume.Name));
-  for (const volume of [stateVolumeName(name), tunnelVolumeName(name)]) {
+  for (const volume of [stateVolumeName(name), spillVolumeName(name), tunnelVolumeName(name)]) {
     try {
       await docker.getVolume(volume).inspect();
       names.add(volume);

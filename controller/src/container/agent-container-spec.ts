@@ -7,6 +7,7 @@ import {
   CONTROLLER_SET_ENV,
   MIN_MEMORY_BYTES,
   SECRETS_DIR,
+  SPILL_DIR,
   STATE_DIR,
   shmBytesFor,
   stopTimeoutSeconds,
@@ -56,15 +57,16 @@ export const LABEL_CONFIG_HASH = 'io.ray-agent.config-hash';
 export const DEFAULT_NAME = 'ray-agent';
 // The container's side of the contract lives in protocol (the agent reads the same names); re-exported for the
 // controller's other files.
-export { AGENT_UID, CA_FILE, CONTAINER_STATUS_PORT, SECRETS_DIR, STATE_DIR, TOKEN_FILE };
+export { AGENT_UID, CA_FILE, CONTAINER_STATUS_PORT, SECRETS_DIR, SPILL_DIR, STATE_DIR, TOKEN_FILE };
 
 const DEFAULT_DRAIN_SECONDS = AGENT_ENV.DRAIN_DEADLINE.default;
 /**
  * Bumped when the recipe below changes, so existing containers are recreated with it. 2: the secrets left the
  * hash (a new token is delivered into the volume, not by a new container) and AGENT_TOKEN_FILE is always set.
  * 3: the tunnel pair. 4: the CPU and memory limits left the hash (`up` changes them live, see live-limits.ts).
+ * 5: the spill volume.
  */
-const RECIPE_VERSION = 4;
+const RECIPE_VERSION = 5;
 const MiB = 1024 ** 2;
 
 /** Variables the controller sets itself; extraEnv may not override them or carry secrets around the file. */
@@ -76,6 +78,16 @@ export function specName(spec: Pick<AgentSpec, 'name'>): string {
 
 export function stateVolumeName(name: string): string {
   return `${name}-state`;
+}
+
+/**
+ * Where Ray spills objects: a disk-backed volume of its own, so spilling moves bytes out of the memory limit
+ * (a tmpfs /tmp is charged to it). Not sized by Docker (the local driver has no quota): Ray stops spilling when
+ * the disk holding it passes its local_fs_capacity_threshold (95 % full), and the volume is emptied by Ray at
+ * each node start and removed with the state volume.
+ */
+export function spillVolumeName(name: string): string {
+  return `${name}-spill`;
 }
 
 /** Whether this spec runs the pair (the default) or the agent alone on the Docker network (`network: direct`). */
@@ -201,6 +213,7 @@ export function createOptions(spec: AgentSpec): Dockerode.ContainerCreateOptions
     ShmSize: shmBytesFor(spec.memoryBytes),
     Mounts: [
       { Type: 'volume', Source: stateVolumeName(name), Target: STATE_DIR },
+      { Type: 'volume', Source: spillVolumeName(name), Target: SPILL_DIR },
       // The tunnel's public key and status; its private key there is root's 0600, unreadable to the agent's uid.
       ...(paired
         ? [{ Type: 'volume' as const, Source: tunnelVolumeName(name), Target: TUNNEL_DIR, ReadOnly: true }]

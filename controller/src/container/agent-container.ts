@@ -23,6 +23,7 @@ import {
   LABEL_MANAGED,
   LABEL_ROLE,
   specName,
+  spillVolumeName,
   stateVolumeName,
   tunnelName,
   tunnelVolumeName,
@@ -389,6 +390,7 @@ export class AgentContainer {
     }
 
     await this.ensureVolume(stateVolumeName(this.name), 'agent-state');
+    await this.ensureVolume(spillVolumeName(this.name), 'agent-spill');
     let tunnelId: string | null = null;
     let tunnelStarted = false;
     if (paired) {
@@ -534,7 +536,7 @@ export class AgentContainer {
       if (remove) await removeContainer(container);
     }
     if (options.removeState === true) {
-      for (const volume of [stateVolumeName(this.name), tunnelVolumeName(this.name)]) {
+      for (const volume of [stateVolumeName(this.name), spillVolumeName(this.name), tunnelVolumeName(this.name)]) {
         try {
           await this.docker.getVolume(volume).remove();
         } catch (error) {

@@ -1,10 +1,11 @@
-import { TUNNEL_DIR } from '@ray-agent/protocol';
+import { SPILL_DIR, TUNNEL_DIR } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import {
   type AgentSpec,
   CONTAINER_STATUS_PORT,
   STATE_DIR,
   specName,
+  spillVolumeName,
   stateVolumeName,
   tunnelVolumeName,
 } from './agent-container-spec.js';
@@ -60,6 +61,7 @@ function expected(spec: AgentSpec, role: DriftRole): Expected {
   return {
     mounts: [
       { volume: state, destination: STATE_DIR, readOnly: false },
+      { volume: spillVolumeName(name), destination: SPILL_DIR, readOnly: false },
       { volume: tunnel, destination: TUNNEL_DIR, readOnly: true },
     ],
     capAdd: [],

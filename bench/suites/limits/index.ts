@@ -1,0 +1,69 @@
+import { join } from 'node:path';
+import { BenchCluster } from '../../lib/cluster.js';
+import type { Suite } from '../../lib/suite.js';
+import { details } from './details.js';
+import { figuresOf } from './figures.js';
+import { runLimits } from './run.js';
+import { LimitsData, type LimitsSettings } from './schema.js';
+
+const base = { cpuLimits: [1, 1.5], memoryLimitMiB: 2048, memoryTaskMiB: 3072, spillObjectMiB: 200 };
+
+/** What the person's limits really do: memory beyond the limit, CPU quotas and the host, the scale of work. */
+export const suite: Suite<LimitsSettings, LimitsData> = {
+  name: 'limits',
+  inner: true,
+  profiles: {
+    full: {
+      ...base,
+      cpuReps: 5,
+      cpuSeconds: 20,
+      memoryReps: 3,
+      spillObjects: 6,
+      scaleReps: 3,
+      tinyTasks: 100_000,
+      largeMiB: 1024,
+      churnActors: 100,
+      churnTasks: 200,
+    },
+    quick: {
+      ...base,
+      cpuReps: 3,
+      cpuSeconds: 10,
+      memoryReps: 2,
+      spillObjects: 6,
+      scaleReps: 2,
+      tinyTasks: 20_000,
+      largeMiB: 1024,
+      churnActors: 30,
+      churnTasks: 60,
+    },
+    smoke: {
+      ...base,
+      cpuReps: 2,
+      cpuSeconds: 4,
+      memoryReps: 1,
+      memoryLimitMiB: 1024,
+      memoryTaskMiB: 1536,
+      spillObjects: 4,
+      spillObjectMiB: 128,
+      scaleReps: 1,
+      tinyTasks: 2_000,
+      largeMiB: 128,
+      churnActors: 5,
+      churnTasks: 10,
+    },
+  },
+  data: LimitsData,
+  async run(context, settings) {
+    if (!context.holder) throw new Error('the limits suite runs in the loopback-only namespace (inner: true)');
+    const cluster = new BenchCluster(context.runId, context.holder, context.imageId, join(context.tmp, 'limits'));
+    try {
+      await cluster.start();
+      return await runLimits(cluster, settings);
+    } finally {
+      await cluster.stop();
+    }
+  },
+  figuresOf,
+  details,
+};
