@@ -7,12 +7,12 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { PROVIDER_PAGE_MAX, ProviderList } from '@ray-agent/protocol';
 import { Agent as Dispatcher, request } from 'undici';
+import { makePki, type TestPki as Pki } from '../../../e2e/support/tls.js';
 import { MANAGER_BIN } from '../../lib/cluster.js';
 import { processCpuSeconds, processMemory } from '../../lib/procfs.js';
 import type { SuiteContext } from '../../lib/suite.js';
 import { exited, log, mustRun, sleep, spawnLogged, waitFor } from '../../lib/util.js';
 import type { LoadResult, LoadSpec } from './loadgen.js';
-import { makeEcdsaPki, type Pki } from './pki.js';
 import { summarizeProfile } from './profile.js';
 import type { Latency, Listing, LoadRun, ManagerData, ManagerSettings, StormRep } from './schema.js';
 import { seed } from './seed.js';
@@ -225,7 +225,7 @@ async function storm(
 export async function runManager(context: SuiteContext, settings: ManagerSettings): Promise<ManagerData> {
   const dir = join(context.tmp, 'manager');
   mkdirSync(join(dir, 'pki'), { recursive: true });
-  const pki = await makeEcdsaPki(join(dir, 'pki'));
+  const pki = await makePki(['127.0.0.1', 'localhost'], { dir: join(dir, 'pki'), key: 'ecdsa' });
   const files = { bodies: join(dir, 'heartbeats.json'), agents: join(dir, 'agents.json') };
   const seeded = seed(join(dir, 'manager.db'), settings.providers, files, settings.stormAgents);
   log(`manager: ${settings.providers} providers stored in ${seeded.seconds.toFixed(1)} s`);
