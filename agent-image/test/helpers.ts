@@ -11,7 +11,9 @@ import type { HeartbeatRequest, RegisterRequest } from '@ray-agent/protocol';
 import { build } from 'esbuild';
 import { onTestFinished } from 'vitest';
 import { type ManagerEndpoints, parseManagerUrl } from '../src/config/manager-url.js';
+import { rayResources } from '../src/limits/ray-resources.js';
 import { createLogger } from '../src/log.js';
+import type { RayNodeOptions } from '../src/supervisor/ray-node.js';
 
 /** A fresh directory under the OS temp dir, removed when the current test finishes. */
 export function tempDir(prefix = 'agent-test-'): string {
@@ -239,5 +241,29 @@ export async function buildManager(
       store.close();
       suite.remove();
     },
+  };
+}
+
+/** The options of a Ray node as the supervisor builds them (fixed example ports and addresses), with overrides. */
+export function rayNodeOptions(overrides: Partial<RayNodeOptions> = {}): RayNodeOptions {
+  return {
+    rayBin: 'ray',
+    gcs: { host: '100.96.0.1', port: 6379 },
+    resources: rayResources({ cpus: 1, memoryBytes: 1024 ** 3, source: 'env', shmBytes: undefined }),
+    ports: {
+      nodeManager: 8076,
+      objectManager: 8077,
+      minWorker: 10002,
+      maxWorker: 10101,
+      metricsExport: 8080,
+      dashboardAgentGrpc: 8078,
+      dashboardAgentListen: 52365,
+      runtimeEnvAgent: 8079,
+    },
+    nodeIpAddress: '100.96.0.7',
+    providerId: 'alices-desktop-7f3a',
+    drainDeadlineSeconds: 5,
+    gcsReconnectTimeoutSeconds: 60,
+    ...overrides,
   };
 }

@@ -5,34 +5,14 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { rayResources } from '../src/limits/ray-resources.js';
 import { preflightCluster } from '../src/ray/preflight.js';
 import { type RayNodeOptions, rayEnvironment } from '../src/supervisor/ray-node.js';
-import { tempDir } from './helpers.js';
+import { rayNodeOptions, tempDir } from './helpers.js';
 
 const TOKEN = 'PLANTED-ray-auth-token-0f1e2d3c4b5a';
 const TOKEN_FILE = '/var/lib/ray-agent/secrets/ray-auth-token';
 
-const options = (rayAuthTokenFile?: string): RayNodeOptions => ({
-  rayBin: 'ray',
-  gcs: { host: '100.96.0.1', port: 6379 },
-  resources: rayResources({ cpus: 1, memoryBytes: 1024 ** 3, source: 'env', shmBytes: undefined }),
-  ports: {
-    nodeManager: 8076,
-    objectManager: 8077,
-    minWorker: 10002,
-    maxWorker: 10101,
-    metricsExport: 8080,
-    dashboardAgentGrpc: 8078,
-    dashboardAgentListen: 52365,
-    runtimeEnvAgent: 8079,
-  },
-  nodeIpAddress: '100.96.0.7',
-  providerId: 'alices-desktop-7f3a',
-  drainDeadlineSeconds: 5,
-  gcsReconnectTimeoutSeconds: 60,
-  rayAuthTokenFile,
-});
+const options = (rayAuthTokenFile?: string): RayNodeOptions => rayNodeOptions({ rayAuthTokenFile: rayAuthTokenFile });
 
 describe("Ray's environment", () => {
   it('names the token file and the mode, and drops a token variable the agent inherited', () => {

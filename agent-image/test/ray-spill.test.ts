@@ -5,30 +5,10 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { rayResources } from '../src/limits/ray-resources.js';
 import { clearSpillDirectory, type RayNodeOptions, rayStartArgs, spillDirectory } from '../src/supervisor/ray-node.js';
-import { tempDir } from './helpers.js';
+import { rayNodeOptions, tempDir } from './helpers.js';
 
-const options = (spillDir: string | undefined): RayNodeOptions => ({
-  rayBin: 'ray',
-  gcs: { host: '100.96.0.1', port: 6379 },
-  resources: rayResources({ cpus: 1, memoryBytes: 1024 ** 3, source: 'env', shmBytes: undefined }),
-  ports: {
-    nodeManager: 8076,
-    objectManager: 8077,
-    minWorker: 10002,
-    maxWorker: 10101,
-    metricsExport: 8080,
-    dashboardAgentGrpc: 8078,
-    dashboardAgentListen: 52365,
-    runtimeEnvAgent: 8079,
-  },
-  nodeIpAddress: '100.96.0.7',
-  providerId: 'alices-desktop-7f3a',
-  drainDeadlineSeconds: 5,
-  gcsReconnectTimeoutSeconds: 60,
-  spillDir,
-});
+const options = (spillDir: string | undefined): RayNodeOptions => rayNodeOptions({ spillDir: spillDir });
 
 const spillArgs = (args: string[]) => args.filter((arg) => arg.startsWith('--object-spilling-directory'));
 
