@@ -14,7 +14,15 @@ export type AnySuite = Suite<unknown, unknown>;
  * Every suite, in the order they run and the report shows them. The inner ones run in the loopback-only namespace,
  * then the others (the overlay) on networks of their own.
  */
-export const SUITES: readonly AnySuite[] = [nodes, boinc, image, manager, limits, python, overlay] as readonly AnySuite[];
+export const SUITES: readonly AnySuite[] = [
+  nodes,
+  boinc,
+  image,
+  manager,
+  limits,
+  python,
+  overlay,
+] as readonly AnySuite[];
 
 export function suiteNamed(name: string): AnySuite {
   const suite = SUITES.find((s) => s.name === name);
