@@ -5,13 +5,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { DEFAULT_SETTINGS, type Settings, shmBytesFor, stopTimeoutSeconds } from '@ray-agent/protocol';
+import { DEFAULT_SETTINGS, type Settings, SPILL_DIR, shmBytesFor, stopTimeoutSeconds } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AppService } from '../src/app/app-service.js';
 import { TokenVault } from '../src/app/token-vault.js';
 import { cliAgentSpec } from '../src/cli/cli.js';
 import { AgentContainer, type AgentSpec, DriftError } from '../src/container/agent-container.js';
+import { spillVolumeName } from '../src/container/agent-container-spec.js';
 import { resolveDockerEndpointFromProcess } from '../src/engine/docker-endpoint.js';
 import { createDockerode } from '../src/engine/docker-engine.js';
 import { docker, removeByPrefix, runPrefix } from './support/docker-cli.js';
@@ -175,9 +176,14 @@ describe('AgentContainer lifecycle on the real engine', () => {
         'STATUS_PORT=8765',
       ]),
     );
-    expect(json.Mounts).toEqual([
-      expect.objectContaining({ Type: 'volume', Name: volume, Destination: '/var/lib/ray-agent' }),
-    ]);
+    // State, and the spill directory Ray writes objects to when the object store is full (on disk, not in /tmp).
+    expect(json.Mounts).toHaveLength(2);
+    expect(json.Mounts).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ Type: 'volume', Name: volume, Destination: '/var/lib/ray-agent' }),
+        expect.objectContaining({ Type: 'volume', Name: spillVolumeName(name), Destination: SPILL_DIR, RW: true }),
+      ]),
+    );
     expect(json.State.Running).toBe(true);
   });
 

@@ -101,9 +101,10 @@ describe('the agent container of the pair', () => {
     expect(host.SecurityOpt).toEqual(['no-new-privileges']);
   });
 
-  test('its state volume read-write, the tunnel volume read-only', () => {
+  test('its state and spill volumes read-write, the tunnel volume read-only', () => {
     expect(host.Mounts).toEqual([
       { Type: 'volume', Source: 'ray-agent-state', Target: '/var/lib/ray-agent' },
+      { Type: 'volume', Source: 'ray-agent-spill', Target: '/var/lib/ray-agent-spill' },
       { Type: 'volume', Source: 'ray-agent-tunnel', Target: '/var/lib/ray-agent-tunnel', ReadOnly: true },
     ]);
   });
@@ -114,12 +115,13 @@ describe('the agent container of the pair', () => {
     expect(env).not.toContain('BEGIN CERTIFICATE');
   });
 
-  test('direct mode is the agent alone, as before the pair: its network, its port, one volume', () => {
+  test('direct mode is the agent alone, as before the pair: its network, its port, its own volumes', () => {
     const direct = createOptions({ ...spec, tunnel: false });
     expect(direct.HostConfig?.NetworkMode).toBe('rap-net');
     expect(direct.HostConfig?.PortBindings).toEqual({ '8765/tcp': [{ HostIp: '127.0.0.1', HostPort: '18765' }] });
     expect(direct.HostConfig?.Mounts).toEqual([
       { Type: 'volume', Source: 'ray-agent-state', Target: '/var/lib/ray-agent' },
+      { Type: 'volume', Source: 'ray-agent-spill', Target: '/var/lib/ray-agent-spill' },
     ]);
     expect(configHash({ ...spec, tunnel: false })).not.toBe(configHash(spec));
   });

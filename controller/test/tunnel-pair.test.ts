@@ -147,10 +147,11 @@ describe('the tunnel pair on the real engine', () => {
     expect(a.json.HostConfig.Devices ?? []).toEqual([]);
     expect(a.json.HostConfig.ReadonlyRootfs).toBe(true);
     expect(a.json.Config.User).toBe('1000:1000');
-    expect(a.json.Mounts).toHaveLength(2);
+    expect(a.json.Mounts).toHaveLength(3);
     expect(a.json.Mounts).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ Name: `${name}-state`, Destination: '/var/lib/ray-agent', RW: true }),
+        expect.objectContaining({ Name: `${name}-spill`, Destination: '/var/lib/ray-agent-spill', RW: true }),
         expect.objectContaining({ Name: `${name}-tunnel`, Destination: '/var/lib/ray-agent-tunnel', RW: false }),
       ]),
     );

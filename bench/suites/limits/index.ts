@@ -6,7 +6,7 @@ import { figuresOf } from './figures.js';
 import { runLimits } from './run.js';
 import { LimitsData, type LimitsSettings } from './schema.js';
 
-const base = { cpuLimits: [1, 1.5], memoryLimitMiB: 2048, memoryTaskMiB: 3072, spillObjectMiB: 200 };
+const base = { cpuLimits: [1, 1.5], memoryLimitMiB: 2048, memoryTaskMiB: 3072, spillObjectMiB: 100 };
 
 /** What the person's limits really do: memory beyond the limit, CPU quotas and the host, the scale of work. */
 export const suite: Suite<LimitsSettings, LimitsData> = {
@@ -18,7 +18,7 @@ export const suite: Suite<LimitsSettings, LimitsData> = {
       cpuReps: 5,
       cpuSeconds: 20,
       memoryReps: 3,
-      spillObjects: 6,
+      spillObjects: 12,
       scaleReps: 3,
       tinyTasks: 100_000,
       largeMiB: 1024,
@@ -30,7 +30,7 @@ export const suite: Suite<LimitsSettings, LimitsData> = {
       cpuReps: 3,
       cpuSeconds: 10,
       memoryReps: 2,
-      spillObjects: 6,
+      spillObjects: 12,
       scaleReps: 2,
       tinyTasks: 20_000,
       largeMiB: 1024,
@@ -44,8 +44,8 @@ export const suite: Suite<LimitsSettings, LimitsData> = {
       memoryReps: 1,
       memoryLimitMiB: 1024,
       memoryTaskMiB: 1536,
-      spillObjects: 4,
-      spillObjectMiB: 128,
+      spillObjects: 8,
+      spillObjectMiB: 64,
       scaleReps: 1,
       tinyTasks: 2_000,
       largeMiB: 128,
