@@ -332,7 +332,7 @@ export class BenchCluster {
   }
 }
 
-/** Makes the bench's venv with the cluster's Ray (the plain node's and the host tools'), once. */
+/** Makes the bench's venv with the cluster's Ray (the python suite's host arm), once. */
 export async function ensureVenv(): Promise<string> {
   const ray = join(VENV, 'bin', 'ray');
   const version = await run(ray, ['--version']);
