@@ -4,6 +4,7 @@ import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Agent as Dispatcher, request } from 'undici';
+import { HEAD_START_ARGS } from '../../controller/src/playground/playground.js';
 import { makePki, type TestPki, writeSecret } from '../../e2e/support/tls.js';
 import { type ArmShape, agentRunArgs, plainRunArgs } from '../suites/nodes/containers.js';
 import { Cgroup, children, processTitle } from './procfs.js';
@@ -183,12 +184,8 @@ export class BenchCluster {
       '--entrypoint',
       'ray',
       this.imageId,
-      'start',
-      '--head',
-      '--num-cpus=0',
-      '--port=6379',
-      '--include-dashboard=false',
-      '--disable-usage-stats',
+      ...HEAD_START_ARGS,
+      // Fixed ports: the head shares the holder's loopback-only namespace with the nodes, whose ports are their own.
       '--node-manager-port=8176',
       '--object-manager-port=8177',
       '--metrics-export-port=8180',
@@ -197,7 +194,6 @@ export class BenchCluster {
       '--runtime-env-agent-port=8179',
       '--min-worker-port=20002',
       '--max-worker-port=20101',
-      '--block',
     );
   }
 

@@ -45,6 +45,7 @@ const data: LimitsData = {
       tmpBytes: 20 * MiB,
       intact: 6,
       objects: 6,
+      failure: null,
     },
   ],
   cpu: [window(1, 0.99), window(1, 1.0), window(1.5, 1.49), window(1.5, 1.5)],
@@ -122,7 +123,16 @@ describe('limits figuresOf', () => {
     ]);
     expect(failed('limits.memory.spilled')).toEqual([
       'bytes reached the spill volume',
-      'every object read back intact',
+      'every object read back intact, no worker killed',
+    ]);
+    const killed = byId(
+      suite.figuresOf({
+        ...data,
+        spill: [{ ...(data.spill[0] as LimitsData['spill'][number]), failure: 'OutOfMemoryError: 1 worker killed' }],
+      }),
+    );
+    expect((killed.get('limits.memory.spilled')?.checks ?? []).filter((c) => !c.ok).map((c) => c.what)).toEqual([
+      'every object read back intact, no worker killed',
     ]);
     expect(failed('limits.scale.tiny')).toEqual(['every tiny task completed with its result']);
     expect(failed('limits.cpu.use-1')).toEqual([]);

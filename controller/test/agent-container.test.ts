@@ -200,6 +200,13 @@ describe('AgentContainer lifecycle on the real engine', () => {
     expect(await inVolume(volume, 'cat /v/secrets/enrollment-token')).toBe(spec.token);
   });
 
+  test('the spill volume is the agent’s to write (Ray spills there, not to the tmpfs /tmp), and starts empty', async () => {
+    // Docker copies the image's directory (owner and mode) up into a new volume: the Dockerfile decides this.
+    expect(await inVolume(spillVolumeName(name), 'stat -c "%a %u %g" /v')).toBe('700 1000 1000');
+    expect(await docker(['exec', firstId, 'sh', '-c', `test -w ${SPILL_DIR} && echo writable`])).toBe('writable');
+    expect(await inVolume(spillVolumeName(name), 'ls -A /v')).toBe('');
+  });
+
   test('the agent answers on 127.0.0.1 at the chosen status port', async () => {
     const deadline = Date.now() + 45_000;
     let body: { state?: string; warnings?: string[]; limits?: { cpus: number; memoryBytes: number } } | undefined;

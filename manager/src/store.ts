@@ -77,6 +77,21 @@ interface PendingHeartbeat {
   tunnel: string | null;
 }
 
+/** The columns a heartbeat writes as it came, the same for a direct write and a batched one. */
+function heartbeatFields(hb: HeartbeatRequest): Omit<PendingHeartbeat, 'id' | 'count' | 'now' | 'tunnel'> {
+  return {
+    sentAt: hb.sentAt,
+    state: hb.state,
+    rayNode: hb.rayNode,
+    cpuPercent: hb.cpuPercent,
+    memoryBytes: hb.memoryBytes,
+    memoryPercent: hb.memoryPercent,
+    activeTasks: hb.activeTasks,
+    recentErrors: JSON.stringify(hb.recentErrors),
+    bootId: hb.bootId,
+  };
+}
+
 /** Heartbeats written per transaction when flushing: each transaction holds the event loop for a few ms only. */
 const FLUSH_CHUNK = 256;
 
@@ -669,15 +684,7 @@ export class Store {
     const info = this.st.providerHeartbeat.run({
       id: hb.providerId,
       now: now.toISOString(),
-      sentAt: hb.sentAt,
-      state: hb.state,
-      rayNode: hb.rayNode,
-      cpuPercent: hb.cpuPercent,
-      memoryBytes: hb.memoryBytes,
-      memoryPercent: hb.memoryPercent,
-      activeTasks: hb.activeTasks,
-      recentErrors: JSON.stringify(hb.recentErrors),
-      bootId: hb.bootId,
+      ...heartbeatFields(hb),
     });
     return info.changes === 1;
   }
@@ -744,15 +751,7 @@ export class Store {
       id: row.id,
       count: (newer?.count ?? 0) + 1,
       now: now.toISOString(),
-      sentAt: hb.sentAt,
-      state: hb.state,
-      rayNode: hb.rayNode,
-      cpuPercent: hb.cpuPercent,
-      memoryBytes: hb.memoryBytes,
-      memoryPercent: hb.memoryPercent,
-      activeTasks: hb.activeTasks,
-      recentErrors: JSON.stringify(hb.recentErrors),
-      bootId: hb.bootId,
+      ...heartbeatFields(hb),
       tunnel: hb.tunnel === undefined ? null : JSON.stringify(hb.tunnel),
     };
     // Re-inserted so the map stays oldest first: a flush chunk writes the longest-waiting heartbeats.

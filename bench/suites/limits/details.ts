@@ -63,7 +63,11 @@ export function details(data: LimitsData): string {
             f(t.tmpBytes / MiB, 0),
             `${t.intact}/${t.objects}`,
           ]),
-        ),
+        ) +
+        data.spill
+          .filter((t) => t.failure !== null)
+          .map((t) => `\n\nReading back under ${f(t.limitBytes / MiB, 0)} MiB failed: ${t.failure}`)
+          .join(''),
     );
   if (data.cpu.length > 0)
     parts.push(

@@ -57,7 +57,10 @@ export function figuresOf(data: LimitsData): Figure[] {
       checks: [
         { what: 'more was put than the object store holds', ok: s.every((t) => t.putBytes > t.objectStoreBytes) },
         { what: 'bytes reached the spill volume', ok: s.every((t) => t.spilledBytes > 0) },
-        { what: 'every object read back intact', ok: s.every((t) => t.intact === t.objects) },
+        {
+          what: 'every object read back intact, no worker killed',
+          ok: s.every((t) => t.failure === null && t.intact === t.objects),
+        },
       ],
     });
   }

@@ -210,8 +210,10 @@ def main():
                 doc = cmd_spill(c)
             elif c["cmd"] == "spill_check":
                 keeper = KEEPERS.pop()
-                doc = {"intact": check_spilled(keeper)}
-                ray.kill(keeper)
+                try:
+                    doc = {"intact": check_spilled(keeper)}
+                finally:
+                    ray.kill(keeper)
             else:
                 doc = COMMANDS[c["cmd"]](c)
             doc["ok"] = True

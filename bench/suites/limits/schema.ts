@@ -39,6 +39,8 @@ export const SpillTrial = z.object({
   tmpBytes: n,
   intact: n,
   objects: n,
+  /** Why reading the objects back failed (e.g. Ray's memory monitor killed a worker), or null. */
+  failure: z.string().nullable(),
 });
 export type SpillTrial = z.infer<typeof SpillTrial>;
 

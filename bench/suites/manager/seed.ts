@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { HeartbeatRequest, RegisterRequest } from '@ray-agent/protocol';
 import { Store } from '../../../manager/src/store.js';
+import { typicalHeartbeat } from './heartbeat-body.js';
 
 export interface Seeded {
   seconds: number;
@@ -38,15 +39,9 @@ export function seed(db: string, providers: number, files: { bodies: string; age
       const heartbeat = {
         providerId: registered.providerId,
         bootId: randomUUID(),
-        state: 'contributing',
-        rayNode: 'joined',
-        cpuPercent: 3.5,
-        memoryBytes: 412_000_000,
-        memoryPercent: 9.6,
-        activeTasks: 1,
-        recentErrors: [],
+        ...typicalHeartbeat(),
         sentAt: new Date().toISOString(),
-      } as const;
+      };
       store.acceptHeartbeat(HeartbeatRequest.parse(heartbeat), 10);
       bodies.push({ authorization: `Bearer ${registered.credential}`, body: JSON.stringify(heartbeat) });
       if (i < agents)

@@ -14,6 +14,7 @@ import { createLogger } from '../../../agent-image/src/log.js';
 import { runHeartbeats } from '../../../agent-image/src/manager/heartbeat-loop.js';
 import { ManagerClient, ManagerError } from '../../../agent-image/src/manager/manager-client.js';
 import { StatusModel } from '../../../agent-image/src/status/status-model.js';
+import { typicalHeartbeat } from './heartbeat-body.js';
 
 export interface StormSpec {
   url: string;
@@ -58,16 +59,6 @@ class CountingClient extends ManagerClient {
   }
 }
 
-const body = (): Omit<HeartbeatRequest, 'providerId' | 'sentAt' | 'bootId'> => ({
-  state: 'contributing',
-  rayNode: 'joined',
-  cpuPercent: 3.5,
-  memoryBytes: 412_000_000,
-  memoryPercent: 9.6,
-  activeTasks: 1,
-  recentErrors: [],
-});
-
 function accepted(i: number): void {
   if (!everOk[i]) {
     everOk[i] = 1;
@@ -99,7 +90,7 @@ const loops = agents.map(async (agent, i) => {
     client,
     model,
     () => ({ providerId: agent.providerId, credential: agent.credential }),
-    body,
+    typicalHeartbeat,
     agent.bootId,
     log,
     stop.signal,
