@@ -67,7 +67,8 @@ export function resolveTokens(text: string, figures: ReadonlyMap<string, Judgeme
         `${where}: ${token}: figure "${id}" has no stat "${stat}" (e.g. subject.median, baseline.max, ratio.min, difference.median, estimate, low, high, goal, floor, verdict, n)`,
       );
     if (typeof value === 'string') return value;
-    if (!Number.isFinite(value)) throw new Error(`${where}: ${token}: "${stat}" of "${id}" is not a number here`);
+    // No interval from one sample (the smoke profile): a dash, as the figures table shows it, not a failed report.
+    if (!Number.isFinite(value)) return '–';
     return fmt(value, digits === undefined ? undefined : Number(digits));
   });
 }

@@ -38,12 +38,29 @@ describe('tokens', () => {
         goal: { kind: 'difference-at-most', value: 0.6 },
       }),
     ],
+    [
+      'test.join.once',
+      judge({
+        id: 'test.join.once',
+        section: 'Test',
+        label: 'join, one repetition',
+        unit: 's',
+        subject: { label: 'agent', samples: [1.2] },
+        baseline: { label: 'plain', samples: [1] },
+        goal: { kind: 'ratio-at-most', value: 1.5 },
+      }),
+    ],
   ]);
 
   it('resolve to the figure’s stats', () => {
     expect(resolveTokens('{{test.join.time:subject.median}} s', figures, 'x')).toBe('1.35 s');
     expect(resolveTokens('{{test.join.time:difference.high:2}}', figures, 'x')).toBe('0.56');
     expect(resolveTokens('{{test.join.time:goal}} / {{test.join.time:verdict}}', figures, 'x')).toBe('0.600 / met');
+  });
+
+  it('a stat one sample cannot give (an interval) is a dash, and the median is still there', () => {
+    expect(resolveTokens('{{test.join.once:ratio.low}}–{{test.join.once:ratio.high}}', figures, 'x')).toBe('–––');
+    expect(resolveTokens('{{test.join.once:ratio.median:2}}', figures, 'x')).toBe('1.20');
   });
 
   it('an absent figure or an unknown stat is an error naming the token and the file', () => {
