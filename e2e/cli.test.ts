@@ -30,7 +30,7 @@ const cli = (...args: string[]) => cliWith(env, ...args);
 
 afterAll(async () => {
   await cli('down', '--local');
-  await run('docker', ['volume', 'rm', '-f', `${container}-state`, `${container}-tunnel`]);
+  await run('docker', ['volume', 'rm', '-f', `${container}-state`, `${container}-spill`, `${container}-tunnel`]);
 });
 
 describe('ray-agent CLI', () => {

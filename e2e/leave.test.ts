@@ -45,7 +45,7 @@ afterAll(async () => {
   await cluster.stop();
   const containers = (await run('docker', ['ps', '-aq', '--filter', `name=^/${name}`])).stdout.split('\n');
   if (containers.some(Boolean)) await run('docker', ['rm', '-f', '-v', ...containers.filter(Boolean)]);
-  await run('docker', ['volume', 'rm', '-f', `${name}-state`, `${name}-tunnel`]);
+  await run('docker', ['volume', 'rm', '-f', `${name}-state`, `${name}-spill`, `${name}-tunnel`]);
   await run('docker', ['image', 'rm', '-f', image]);
   if (settingsDir) rmSync(settingsDir, { recursive: true, force: true });
 });
@@ -117,6 +117,7 @@ test('a contributing agent leaves: drained, deregistered, nothing of it left in 
       `the container ${name}`,
       `the container ${name}-tunnel`,
       `the volume ${name}-state`,
+      `the volume ${name}-spill`,
       `the volume ${name}-tunnel`,
       `the image ${image}`,
       'the saved enrollment token',
