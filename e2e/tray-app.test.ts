@@ -63,7 +63,14 @@ afterAll(async () => {
   await cluster.track(containerName);
   await cluster.track(tunnelName);
   await cluster.stop();
-  await run('docker', ['volume', 'rm', '-f', `${containerName}-state`, `${containerName}-spill`, `${containerName}-tunnel`]);
+  await run('docker', [
+    'volume',
+    'rm',
+    '-f',
+    `${containerName}-state`,
+    `${containerName}-spill`,
+    `${containerName}-tunnel`,
+  ]);
 });
 
 describe('the window over the real controller', () => {

@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONTAINER_STATUS_PORT, ProviderList, SPILL_DIR, STATE_DIR, StatusDocument, TUNNEL_DIR } from '@ray-agent/protocol';
+import {
+  CONTAINER_STATUS_PORT,
+  ProviderList,
+  SPILL_DIR,
+  STATE_DIR,
+  StatusDocument,
+  TUNNEL_DIR,
+} from '@ray-agent/protocol';
 import { Agent, request } from 'undici';
 import { expect } from 'vitest';
 import { HEAD_START_ARGS } from '../../controller/src/playground/playground.js';
