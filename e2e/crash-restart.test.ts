@@ -87,14 +87,15 @@ describe('an unclean end never locks the provider out', () => {
   test('the agent process SIGKILLed inside the container (as an OOM kill or a crash): the restart policy brings the same provider back', async () => {
     const before = await inspect(agent.name);
     const killedAt = Date.now();
-    // The agent is the node process running agent.mjs; its parent (tini) then exits and Docker restarts the container.
+    // The agent is the node process running agent.mjs (after its V8 flags); its parent (tini) then exits and Docker
+    // restarts the container.
     // The exec itself may die with the container, so its exit code says nothing: the restart count below does.
     await run('docker', [
       'exec',
       agent.name,
       'sh',
       '-c',
-      'for p in /proc/[0-9]*; do if tr "\\0" " " < $p/cmdline | grep -q "^node /opt/ray-agent/agent.mjs"; then kill -9 "$(basename "$p")"; fi; done',
+      'for p in /proc/[0-9]*; do if tr "\\0" " " < $p/cmdline | grep -q "^node .*/opt/ray-agent/agent.mjs"; then kill -9 "$(basename "$p")"; fi; done',
     ]);
     await waitFor(
       'the restart policy to restart the container',
