@@ -138,6 +138,20 @@ export class Cgroup {
     return text ? text.trim().split('\n').filter(Boolean).map(Number) : [];
   }
 
+  /** What the memory is made of, by the kernel's count in memory.stat: for a line in a log or a result. */
+  memoryMix(): string {
+    const stat = read(join(this.memoryDir, 'memory.stat')) ?? '';
+    const mib = (key: string) => {
+      const match = new RegExp(`^${key} (\\d+)$`, 'm').exec(stat);
+      return match ? (Number(match[1]) / 1024 ** 2).toFixed(0) : '?';
+    };
+    const [rss, shmem, cache, active] =
+      this.version === 2
+        ? ['anon', 'shmem', 'file', 'active_file']
+        : ['total_rss', 'total_shmem', 'total_cache', 'total_active_file'];
+    return `memory then: rss ${mib(rss as string)} MiB, shmem ${mib(shmem as string)} MiB, file cache ${mib(cache as string)} MiB, active file ${mib(active as string)} MiB`;
+  }
+
   figures(): CgroupFigures | undefined {
     const stat = read(join(this.memoryDir, 'memory.stat'));
     if (!stat) return undefined;

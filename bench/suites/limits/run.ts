@@ -207,7 +207,9 @@ async function spill(
   // A failure to read them back is a result (the figure's check fails), not the end of the run.
   const check = await probe.send({ cmd: 'spill_check' }).catch((error: Error) => error);
   const failure =
-    check instanceof Error ? `${check.message.split('\n')[0]?.slice(0, 300)} (${memoryMix(limited)})` : null;
+    check instanceof Error
+      ? `${check.message.split('\n')[0]?.slice(0, 300)} (${limited.node.cgroup.memoryMix()})`
+      : null;
   const trial: SpillTrial = {
     limitBytes,
     objectStoreBytes: limited.objectStoreBytes,
@@ -223,17 +225,6 @@ async function spill(
     `limits: spill: ${(trial.putBytes / MiB).toFixed(0)} MiB put into a ${(trial.objectStoreBytes / MiB).toFixed(0)} MiB store, ${(spilledBytes / MiB).toFixed(0)} MiB on the spill volume, ${trial.intact}/${trial.objects} intact`,
   );
   return trial;
-}
-
-/** What the container's memory is made of, by the kernel's count (v1 memory.stat, v2 names in brackets). */
-function memoryMix(limited: Limited): string {
-  const stat = cgroupFile(limited.node.cgroup.memoryDir, 'memory.stat');
-  const of = (...names: string[]) =>
-    names
-      .map((name) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(stat)?.[1] ?? Number.NaN))
-      .find(Number.isFinite);
-  const mib = (value: number | undefined) => (value === undefined ? '?' : (value / MiB).toFixed(0));
-  return `memory then: rss ${mib(of('total_rss', 'anon'))} MiB, shmem ${mib(of('total_shmem', 'shmem'))} MiB, file cache ${mib(of('total_cache', 'file'))} MiB, active file ${mib(of('total_active_file', 'active_file'))} MiB`;
 }
 
 /** A host process holding touched memory outside every container: it must keep it all through the trial. */
