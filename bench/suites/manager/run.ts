@@ -189,8 +189,26 @@ async function storm(
     return null;
   };
   try {
-    if (!(await next('healthy', (INTERVAL_SECONDS + 120) * 1000)))
-      throw new Error(`storm: ${agents} agents were not all heartbeating within ${INTERVAL_SECONDS + 120} s`);
+    if (!(await next('healthy', (INTERVAL_SECONDS + 120) * 1000))) {
+      // This machine could not hold the fleet in steady state (one process of simulated agents, one manager):
+      // recorded as a storm that was never absorbed, with how many were heartbeating, not as a crash of the run.
+      child.stdin?.write('mark\n');
+      const marked = await next('marked', 10_000);
+      const counted = marked
+        ? `only ${Number(marked.healthy)} of ${agents} agents heartbeating`
+        : `not all ${agents} agents heartbeating (the simulated agents were too busy to count)`;
+      log(`  storm: ${counted} after ${INTERVAL_SECONDS + 120} s; not killing the manager`);
+      return {
+        agents,
+        healthyBefore: Number(marked?.healthy ?? 0),
+        absorbedSeconds: null,
+        fromKillSeconds: null,
+        recovered: 0,
+        recoveredSeconds: null,
+        failures: {},
+        managerDownSeconds: 0,
+      };
+    }
     // One more interval of steady state: every agent back on its own cadence.
     await sleep(INTERVAL_SECONDS * 1000);
     child.stdin?.write('mark\n');
@@ -271,6 +289,7 @@ export async function runManager(context: SuiteContext, settings: ManagerSetting
     for (let rep = 0; rep < settings.stormReps && settings.stormAgents > 0; rep++) {
       const result = await storm(dir, pki, manager, files.agents, settings.stormAgents, settings.stormTimeoutSeconds);
       data.storm.push(result);
+      if (result.healthyBefore < result.agents) break; // the next repetition would not hold the fleet either
       log(
         `  storm ${rep + 1}: ${settings.stormAgents} agents back in ${result.absorbedSeconds?.toFixed(1) ?? 'never'} s`,
       );
