@@ -7,6 +7,7 @@ export * from './ipc.js';
 export * from './overlay.js';
 export * from './policy.js';
 export * from './provider-api.js';
+export * from './sandbox.js';
 export * from './settings.js';
 export * from './status.js';
 export * from './view-model.js';

@@ -1,0 +1,38 @@
+import seccompGvisor from './seccomp-gvisor.json' with { type: 'json' };
+
+/**
+ * What a node needs to run Ray's gVisor sandboxes (`ray.experimental.sandbox`) rootless inside the agent's hardened
+ * container, found by removing each change and watching runsc fail (docs/gvisor-findings.md). Defined once: the
+ * controller's container spec, the README's `docker run` lines and the image's runsc wrapper follow it.
+ */
+
+/** The resource a sandbox-capable node advertises and a job's `sandbox.create(resources={...})` asks for. */
+export const SANDBOX_RESOURCE = 'gvisor';
+
+/**
+ * Docker's default seccomp profile (moby 20.10.24) plus two rules: `mount`, `umount2`, `pivot_root` and `chroot`
+ * (still refused by the kernel outside a user namespace: uid 1000 holds no capability), and `clone` with every
+ * namespace flag but CLONE_NEWCGROUP, which rootless runsc needs for its user, mount, pid, net, ipc and uts
+ * namespaces. Narrower than `seccomp=unconfined`, which would allow every syscall.
+ */
+export const GVISOR_SECCOMP_PROFILE: unknown = seccompGvisor;
+
+/**
+ * HostConfig.MaskedPaths and ReadonlyPaths: runsc's gofer mounts a fresh procfs in its user namespace, which the
+ * kernel allows only when no mount hides part of /proc. Docker's /proc masks go; the /sys/firmware mask stays.
+ * Docker's CLI can only say `--security-opt systempaths=unconfined` (both lists empty).
+ */
+export const GVISOR_MASKED_PATHS: readonly string[] = ['/sys/firmware'];
+export const GVISOR_READONLY_PATHS: readonly string[] = [];
+
+/**
+ * The /tmp tmpfs's flags: Ray keeps sandbox bundles under /tmp/ray/sandbox, and runsc 20221219 remounts a bundle's
+ * root read-only without carrying nosuid/nodev, which a user namespace may not drop. `suid,dev` is harmless here:
+ * no-new-privileges ignores setuid bits and without CAP_MKNOD no device node can be made.
+ */
+export const SANDBOX_TMPFS_FLAGS = 'rw,exec,suid,dev';
+
+/** The variable the image's runsc wrapper reads: `on` lets a sandbox have the network its job asked for. */
+export const SANDBOX_NETWORK_VARIABLE = 'SANDBOX_NETWORK';
+/** The wrapper's exit code when it refuses a sandbox a network (126: "cannot execute", as a shell says). */
+export const SANDBOX_NETWORK_REFUSED_EXIT = 126;
