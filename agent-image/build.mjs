@@ -31,3 +31,7 @@ cpSync(`${here}src/healthcheck.sh`, `${here}dist/healthcheck.sh`);
 rmSync(`${here}dist/healthcheck.mjs`, { force: true });
 cpSync(`${here}src/ray/cluster_info.py`, `${here}dist/cluster_info.py`);
 cpSync(`${here}src/ray/node_control.py`, `${here}dist/node_control.py`);
+// Ray's sandboxes: the self-test, and the seccomp profile a person can copy out of the image (SANDBOX_SECCOMP_FILE).
+cpSync(`${here}src/sandbox/sandbox_check.py`, `${here}dist/sandbox_check.py`);
+mkdirSync(`${here}dist/sandbox`, { recursive: true });
+cpSync(`${here}../protocol/src/seccomp-gvisor.json`, `${here}dist/sandbox/seccomp-gvisor.json`);

@@ -13,6 +13,12 @@ const RAY = {
   logMonitor: '/opt/ray/bin/python3\0-u\0/opt/ray/lib/python3.11/site-packages/ray/_private/log_monitor.py\0',
   idleWorker: `ray::IDLE${'\0'.repeat(40)}`,
   agent: `ray::DashboardAgent${'\0'.repeat(40)}`,
+  // A gVisor sandbox started by Ray's sandbox actor (seen in the agent image): runsc, its re-executed self, its
+  // gofer and its kernel. They outlive a killed actor, and the sandbox's CPU with them.
+  runsc: '/usr/bin/runsc\0--rootless\0--ignore-cgroups\0--root\0/tmp/runsc\0--network\0none\0run\0',
+  runscSelf: '/proc/self/exe\0--rootless\0--ignore-cgroups\0--root\0/tmp/runsc\0--network\0none\0run\0',
+  gofer: 'runsc-gofer\0--root=/tmp/runsc\0--network=none\0--rootless=true\0gofer\0',
+  sandbox: 'runsc-sandbox\0--root=/tmp/runsc\0--network=none\0--rootless=true\0boot\0',
 };
 /** What stays in the agent's container once Ray is gone. */
 const NOT_RAY = {
@@ -20,6 +26,7 @@ const NOT_RAY = {
   tini: '/usr/bin/tini\0--\0node\0/opt/ray-agent/agent.mjs\0',
   node: 'node\0/opt/ray-agent/agent.mjs\0',
   preflight: 'python3\0/opt/ray-agent/cluster_info.py\0head:6379\x05\0',
+  sandboxCheck: 'python3\0/opt/ray-agent/sandbox_check.py\0/opt/ray-agent/sandbox/busybox-rootfs.tar\x0060\0',
   shell: 'sh\0-c\0cat /proc/1/status\0',
   zombie: '',
 };
@@ -57,7 +64,9 @@ describe('rayProcessPids', () => {
   });
 
   it.each(Object.entries(RAY))('finds a Ray process (%s) below the agent by its PID', (_name, cmdline) => {
-    expect(rayProcessPids(procTree(numbered([...Object.values(NOT_RAY), cmdline])), ROOTS)).toEqual([106]);
+    expect(rayProcessPids(procTree(numbered([...Object.values(NOT_RAY), cmdline])), ROOTS)).toEqual([
+      100 + Object.keys(NOT_RAY).length,
+    ]);
   });
 
   it('finds Ray processes adopted by tini, and grandchildren of the agent', () => {

@@ -58,7 +58,15 @@ describe('TaskCounter against a proc tree written to disk', () => {
     proc.set(14, 'ray::DashboardAgent\0');
     proc.set(15, '/usr/bin/python3\0worker.py\0');
     mkdirSync(join(proc.root, '16')); // a process that ended: no cmdline to read
-    expect(new TaskCounter(proc.root).count()).toEqual({ running: 3, names: { work: 2, 'Counter.inc': 1 } });
+    // One gVisor sandbox: its kernel (runsc-sandbox) counts it, its gofer and runsc itself do not.
+    proc.set(17, 'runsc-sandbox\0--root=/tmp/runsc\0boot\0');
+    proc.set(18, 'runsc-gofer\0--root=/tmp/runsc\0gofer\0');
+    proc.set(19, '/usr/bin/runsc\0--rootless\0run\0');
+    expect(new TaskCounter(proc.root).count()).toEqual({
+      running: 3,
+      names: { work: 2, 'Counter.inc': 1 },
+      sandboxes: 1,
+    });
   });
 
   it('counts an actor between calls as idle once it has been seen running a call', () => {
@@ -68,9 +76,9 @@ describe('TaskCounter against a proc tree written to disk', () => {
     proc.set(21, 'ray::work\0');
     expect(counter.count().running).toBe(2);
     proc.set(20, 'ray::Counter\0'); // the call finished; the actor waits for the next one
-    expect(counter.count()).toEqual({ running: 1, names: { work: 1 } });
+    expect(counter.count()).toEqual({ running: 1, names: { work: 1 }, sandboxes: 0 });
     proc.set(20, 'ray::Counter.add\0');
-    expect(counter.count()).toEqual({ running: 2, names: { 'Counter.add': 1, work: 1 } });
+    expect(counter.count()).toEqual({ running: 2, names: { 'Counter.add': 1, work: 1 }, sandboxes: 0 });
   });
 
   it('forgets an actor whose process ended, so a new process with the same pid counts as a task', () => {
@@ -81,7 +89,7 @@ describe('TaskCounter against a proc tree written to disk', () => {
     proc.remove(30);
     expect(counter.count().running).toBe(0);
     proc.set(30, 'ray::train\0');
-    expect(counter.count()).toEqual({ running: 1, names: { train: 1 } });
+    expect(counter.count()).toEqual({ running: 1, names: { train: 1 }, sandboxes: 0 });
   });
 });
 

@@ -60,7 +60,7 @@ describe('container sizes come from the contract the agent plans with', () => {
     for (const memory of [512 * MiB, 1 * GiB, 3 * GiB + 7 * MiB, 4 * GiB, 16 * GiB]) {
       const host = createOptions({ ...spec, memoryBytes: memory }).HostConfig;
       expect(host?.ShmSize).toBe(shmBytesFor(memory));
-      expect(host?.Tmpfs?.['/tmp']).toBe(`rw,exec,nosuid,nodev,size=${tmpfsBytesFor(memory) / MiB}m`);
+      expect(host?.Tmpfs?.['/tmp']).toBe(`rw,exec,suid,dev,size=${tmpfsBytesFor(memory) / MiB}m`);
       const plan = rayMemoryPlan(memory, host?.ShmSize);
       expect(plan.cut).toBe('full');
       expect(plan.objectStoreBytes + plan.reserveBytes + plan.rayMemoryBytes).toBeLessThanOrEqual(memory);

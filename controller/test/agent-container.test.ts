@@ -5,7 +5,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { DEFAULT_SETTINGS, type Settings, SPILL_DIR, shmBytesFor, stopTimeoutSeconds } from '@ray-agent/protocol';
+import {
+  DEFAULT_SETTINGS,
+  GVISOR_SECCOMP_PROFILE,
+  type Settings,
+  SPILL_DIR,
+  shmBytesFor,
+  stopTimeoutSeconds,
+} from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AppService } from '../src/app/app-service.js';
@@ -39,6 +46,8 @@ interface Inspect {
     PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
     CapDrop: string[];
     SecurityOpt: string[];
+    MaskedPaths: string[];
+    ReadonlyPaths: string[];
     ReadonlyRootfs: boolean;
     RestartPolicy: { Name: string };
     Init: boolean;
@@ -151,13 +160,16 @@ describe('AgentContainer lifecycle on the real engine', () => {
     expect(host.ShmSize).toBe(shmBytesFor(1024 * MiB));
     expect(host.PortBindings).toEqual({ '8765/tcp': [{ HostIp: '127.0.0.1', HostPort: String(statusPort) }] });
     expect(host.CapDrop).toEqual(['ALL']);
-    expect(host.SecurityOpt).toEqual(['no-new-privileges']);
+    // The seccomp profile rootless gVisor needs (Docker's default plus user namespaces), not seccomp=unconfined.
+    expect(host.SecurityOpt).toEqual(['no-new-privileges', `seccomp=${JSON.stringify(GVISOR_SECCOMP_PROFILE)}`]);
+    expect(host.MaskedPaths).toEqual(['/sys/firmware']);
+    expect(host.ReadonlyPaths).toEqual([]);
     expect(host.ReadonlyRootfs).toBe(true);
     expect(host.RestartPolicy.Name).toBe('unless-stopped');
     expect(host.Init).toBe(true);
     expect(host.PidsLimit).toBe(4096);
     expect(host.Privileged).toBe(false);
-    expect(host.Tmpfs).toEqual({ '/tmp': 'rw,exec,nosuid,nodev,size=512m' });
+    expect(host.Tmpfs).toEqual({ '/tmp': 'rw,exec,suid,dev,size=512m' });
     expect(json.Config.User).toBe('1000:1000');
     expect(json.Config.StopTimeout).toBe(stopTimeoutSeconds(5));
     expect(json.Config.Labels).toMatchObject({

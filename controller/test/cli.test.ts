@@ -26,6 +26,12 @@ describe('ray-agent status', () => {
     );
     expect(describeView(view({ cpus: 2, memoryBytes: 4096 * MiB, rayCpus: 2 }))).toContain('limits: 2 CPUs, 4096 MiB');
     expect(cpuLimitText({ cpus: 1 })).toBe('1 CPU');
+    const sandboxed = StatusView.parse({
+      ...view(null),
+      sandbox: { state: 'ready', line: 'ready: 1 slot, 0 running' },
+    });
+    expect(describeView(sandboxed)).toContain('  sandboxes: ready: 1 slot, 0 running');
+    expect(describeView(view(null))).not.toContain('sandboxes');
     expect(cpuLimitText({ cpus: 0.5, rayCpus: 1 })).toBe('0.5 CPUs');
   });
 

@@ -1,7 +1,12 @@
 import type Dockerode from 'dockerode';
 import { describe, expect, test } from 'vitest';
 import { rejoinAction } from '../src/container/agent-container.js';
-import { type AgentSpec, configHash, createOptions } from '../src/container/agent-container-spec.js';
+import {
+  AGENT_SECCOMP_OPTION,
+  type AgentSpec,
+  configHash,
+  createOptions,
+} from '../src/container/agent-container-spec.js';
 import { containerDrift } from '../src/container/container-drift.js';
 import { TUNNEL_COMMAND, tunnelConfigHash, tunnelCreateOptions } from '../src/container/tunnel-container-spec.js';
 
@@ -98,7 +103,9 @@ describe('the agent container of the pair', () => {
     expect(host.CapAdd).toBeUndefined();
     expect(host.Devices).toBeUndefined();
     expect(host.ReadonlyRootfs).toBe(true);
-    expect(host.SecurityOpt).toEqual(['no-new-privileges']);
+    // Beside it only the seccomp profile gVisor's sandboxes need, never unconfined.
+    expect(host.SecurityOpt).toEqual(['no-new-privileges', AGENT_SECCOMP_OPTION]);
+    expect(host.SecurityOpt?.join(' ')).not.toMatch(/unconfined/);
   });
 
   test('its state and spill volumes read-write, the tunnel volume read-only', () => {
@@ -165,6 +172,23 @@ describe('drift of the pair', () => {
     expect(drift.map((item) => item.detail)).toEqual([
       'it mounts ray-agent-state at /var/lib/ray-agent writable',
       'it adds capabilities SYS_ADMIN',
+    ]);
+  });
+});
+
+describe("drift of the agent's seccomp profile", () => {
+  test("the sandbox contract's profile is the agent's own; another profile, or none at all, is drift", () => {
+    const agent = inspected(createOptions(spec));
+    expect(agent.HostConfig.SecurityOpt).toContain(AGENT_SECCOMP_OPTION);
+    const widened = JSON.parse(AGENT_SECCOMP_OPTION.slice('seccomp='.length)) as { defaultAction: string };
+    widened.defaultAction = 'SCMP_ACT_ALLOW';
+    agent.HostConfig.SecurityOpt = ['no-new-privileges', `seccomp=${JSON.stringify(widened)}`];
+    expect(containerDrift(agent, spec).map((item) => item.detail)).toEqual([
+      "it runs under a seccomp profile that is not Ray Agent's",
+    ]);
+    agent.HostConfig.SecurityOpt = ['no-new-privileges', 'seccomp=unconfined'];
+    expect(containerDrift(agent, spec).map((item) => item.detail)).toEqual([
+      'it turns off confinement: seccomp=unconfined',
     ]);
   });
 });

@@ -412,6 +412,27 @@ describe('policy, what runs now, the cluster and the update', () => {
     expect(view({ container: stopped, agent: ok(agentStatus({ tasks: { running: 5, byName } })) }).tasks).toEqual([]);
   });
 
+  test("the sandbox line is the agent's self-test and count, and none from a stopped container", () => {
+    const sandbox = { state: 'ready' as const, reason: null, kernel: '4.4.0', startSeconds: 0.9, slots: 2, running: 1 };
+    expect(view({ agent: ok(agentStatus({ sandbox })) }).sandbox).toEqual({
+      state: 'ready',
+      line: 'ready: 2 slots, 1 running',
+    });
+    const unavailable = {
+      ...sandbox,
+      state: 'unavailable' as const,
+      reason: "Docker's /proc masks are in place",
+      slots: 0,
+      running: 0,
+    };
+    expect(view({ agent: ok(agentStatus({ sandbox: unavailable })) }).sandbox?.line).toBe(
+      "unavailable: Docker's /proc masks are in place",
+    );
+    const stopped = { ...running, running: false, exitCode: 0 };
+    expect(view({ container: stopped, agent: ok(agentStatus({ sandbox })) }).sandbox).toBeNull();
+    expect(view({ agent: ok(agentStatus({})) }).sandbox).toBeNull(); // an older agent says nothing
+  });
+
   test('the cluster line comes from the settings, and is null when none is configured', () => {
     const cluster = { address: 'ray://ray-head.lan:10001', managerUrl: 'https://manager.lan:8443' };
     expect(view({ cluster }).cluster).toEqual(cluster);

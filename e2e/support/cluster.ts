@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   CONTAINER_STATUS_PORT,
   ProviderList,
+  SANDBOX_TMPFS_FLAGS,
   SPILL_DIR,
   STATE_DIR,
   StatusDocument,
@@ -27,6 +29,17 @@ export const HARDENED = [
   '--read-only',
   '--tmpfs=/tmp:rw,exec,size=2g',
   '--init',
+];
+
+/**
+ * The hardening with what Ray's gVisor sandboxes need, as the README's `docker run` line gives it: the project's
+ * seccomp profile, Docker's /proc masks lifted, /tmp without nosuid/nodev.
+ */
+export const SANDBOX_HARDENED = [
+  ...HARDENED.filter((flag) => !flag.startsWith('--tmpfs=/tmp')),
+  `--tmpfs=/tmp:${SANDBOX_TMPFS_FLAGS},size=2g`,
+  `--security-opt=seccomp=${fileURLToPath(new URL('../../protocol/src/seccomp-gvisor.json', import.meta.url))}`,
+  '--security-opt=systempaths=unconfined',
 ];
 
 /**
@@ -122,7 +135,14 @@ export class TestCluster {
 
   /** Starts an agent container; returns its name. Extra `docker run` flags and env may be given. */
   async startAgent(
-    options: { name?: string; env?: Record<string, string>; flags?: string[]; volume?: string } = {},
+    options: {
+      name?: string;
+      env?: Record<string, string>;
+      flags?: string[];
+      volume?: string;
+      /** Instead of HARDENED, e.g. SANDBOX_HARDENED. */
+      hardening?: string[];
+    } = {},
   ): Promise<Agent0> {
     const name = options.name ?? `agent-${this.id}-${randomBytes(2).toString('hex')}`;
     const volume = options.volume ?? `${name}-state`;
@@ -148,7 +168,7 @@ export class TestCluster {
       '127.0.0.1::8765',
       '--shm-size=1g',
       '--stop-timeout=60',
-      ...HARDENED,
+      ...(options.hardening ?? HARDENED),
       '-v',
       `${this.pki.dir}:/certs:ro`,
       '-v',

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { Sentence } from './common.js';
 import seccompGvisor from './seccomp-gvisor.json' with { type: 'json' };
 
 /**
@@ -36,3 +38,37 @@ export const SANDBOX_TMPFS_FLAGS = 'rw,exec,suid,dev';
 export const SANDBOX_NETWORK_VARIABLE = 'SANDBOX_NETWORK';
 /** The wrapper's exit code when it refuses a sandbox a network (126: "cannot execute", as a shell says). */
 export const SANDBOX_NETWORK_REFUSED_EXIT = 126;
+
+/** Where the image keeps the busybox rootfs tar the self-test starts (operators may use it as a first image). */
+export const SANDBOX_TEST_IMAGE = '/opt/ray-agent/sandbox/busybox-rootfs.tar';
+/** The seccomp profile inside the image, for `docker run --rm --entrypoint cat IMAGE <this> > seccomp-gvisor.json`. */
+export const SANDBOX_SECCOMP_FILE = '/opt/ray-agent/sandbox/seccomp-gvisor.json';
+/** The node label a sandbox-capable node carries (`ray-agent/sandbox=gvisor`), for label selectors and `ray status`. */
+export const SANDBOX_LABEL = 'ray-agent/sandbox';
+/** The kernel release gVisor's sentry reports to the code it runs, whatever the host's. */
+export const GVISOR_KERNEL_RELEASE = '4.4.0';
+/**
+ * Ray reads this from the raylet's environment: runsc gets --ignore-cgroups, since the container's cgroup file
+ * system is read-only. Sandboxes stay inside the container's cgroup, so the person's limits hold for them.
+ */
+export const RAY_SANDBOX_IGNORE_CGROUPS = 'RAY_SANDBOX_IGNORE_CGROUPS';
+
+export const SandboxState = z.enum(['checking', 'ready', 'unavailable']);
+export type SandboxState = z.infer<typeof SandboxState>;
+
+/** The status document's `sandbox` section: whether this node runs Ray's gVisor sandboxes, and why not. */
+export const SandboxReport = z.object({
+  /** checking: the self-test runs (before the node's first join); ready: the node advertises `gvisor`. */
+  state: SandboxState,
+  /** Why sandboxes cannot run here and what to change; null unless unavailable. */
+  reason: Sentence.nullable(),
+  /** The kernel release the self-test's sandbox reported (gVisor's). */
+  kernel: z.string().max(64).nullable(),
+  /** How long the self-test's sandbox took to start, image extraction included. */
+  startSeconds: z.number().nonnegative().nullable(),
+  /** The `gvisor` resource the node advertises: its whole CPUs, at least 1; 0 unless ready. */
+  slots: z.number().int().nonnegative(),
+  /** gVisor sandboxes up on this node now (the self-test's own included while it runs). */
+  running: z.number().int().nonnegative(),
+});
+export type SandboxReport = z.infer<typeof SandboxReport>;

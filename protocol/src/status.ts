@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { AgentState, RayNodeState } from './agent-state.js';
 import { Sentence, Timestamp } from './common.js';
 import { TunnelReport } from './overlay.js';
+import { SandboxReport } from './sandbox.js';
 
 export const RegistrationState = z.enum([
   'unregistered',
@@ -89,6 +90,8 @@ export const StatusDocument = z.object({
   }),
   /** The WireGuard tunnel to the cluster's gateway; `state: off` in direct mode. Optional: older agents lack it. */
   tunnel: TunnelReport.optional(),
+  /** Ray's gVisor sandboxes on this node (the `gvisor` resource). Optional: older agents lack it. */
+  sandbox: SandboxReport.optional(),
   usage: z.object({ cpuPercent: z.number().min(0), memoryBytes: z.number().int().nonnegative() }),
   warnings: z.array(Sentence).max(20),
   lastError: z.object({ code: z.string(), message: Sentence, at: Timestamp }).nullable(),

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { TunnelState } from './overlay.js';
 import { PolicyView } from './policy.js';
+import { SandboxState } from './sandbox.js';
 
 /**
  * What the tray and the window show: one view of the agent, derived from the container's state and its status
@@ -60,6 +61,11 @@ export const StatusView = z.object({
     })
     .nullable()
     .optional(),
+  /**
+   * Ray's gVisor sandboxes on this node in one line ("ready: 2 slots, 1 running", or why not). Null while the agent
+   * is not running. Optional: a view from an older controller lacks it.
+   */
+  sandbox: z.object({ state: SandboxState, line: z.string() }).nullable().optional(),
   /** The contribution policy's state in one sentence. Optional: a view from an older controller lacks it. */
   policy: PolicyView.nullable().optional(),
   /** What runs now, by task or actor name, with counts (from the agent's worker titles). */

@@ -49,6 +49,8 @@ export class StatusPage {
     const tunnel = byTestId('tunnel');
     tunnel.textContent = view.tunnel ? view.tunnel.line.replace(/^Tunnel: /, '') : '—';
     tunnel.classList.toggle('bad', Boolean(view.tunnel?.problem));
+    // gVisor sandboxes are extra: a node without them still contributes, so "unavailable" is not shown as a fault.
+    setText('sandbox', view.sandbox?.line ?? '—');
     setText('agent-version', view.agentVersion ?? '—');
     setText('updated-at', formatClock(view.updatedAt));
     this.#renderPolicy(view);

@@ -23,7 +23,11 @@ export function workerTitle(cmdline: string): string | undefined {
 export interface TaskCount {
   running: number;
   names: Record<string, number>;
+  /** gVisor sandboxes up: one runsc-sandbox process (gVisor's kernel) each, whatever runs inside. */
+  sandboxes: number;
 }
+
+const SANDBOX_KERNEL = 'runsc-sandbox\0';
 
 /** The status document's `tasks.byName`: at most this many names, the most frequent first. */
 export const MAX_TASK_NAMES = 50;
@@ -59,6 +63,7 @@ export class TaskCounter {
     const alive = new Set<string>();
     const busy = new Map<string, string>();
     let running = 0;
+    let sandboxes = 0;
     for (const pid of readdirSync(this.procRoot)) {
       if (!/^\d+$/.test(pid)) continue;
       let cmdline: string;
@@ -67,6 +72,7 @@ export class TaskCounter {
       } catch {
         continue; // the process ended while we looked
       }
+      if (cmdline.startsWith(SANDBOX_KERNEL)) sandboxes += 1;
       const name = workerTitle(cmdline);
       if (name === undefined) continue;
       alive.add(pid);
@@ -79,6 +85,6 @@ export class TaskCounter {
     for (const pid of this.actorPids) if (!alive.has(pid)) this.actorPids.delete(pid);
     for (const [pid, name] of this.busy) if (busy.get(pid) !== name) this.completed += 1;
     this.busy = busy;
-    return { running, names };
+    return { running, names, sandboxes };
   }
 }

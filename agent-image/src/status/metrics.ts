@@ -86,6 +86,13 @@ export function createMetrics(model: StatusModel, durations?: RequestDurations):
   gauge('ray_agent_tunnel_sent_bytes', 'Bytes sent through the tunnel since it was configured.', (g) =>
     g.set(model.tunnel?.txBytes ?? 0),
   );
+  gauge('ray_agent_sandbox_ready', "1 when the node runs Ray's gVisor sandboxes (its self-test passed).", (g) =>
+    g.set(model.sandbox.state === 'ready' ? 1 : 0),
+  );
+  gauge('ray_agent_sandbox_slots', 'The gvisor resource the node advertises to Ray (0 = no sandboxes).', (g) =>
+    g.set(model.sandbox.slots),
+  );
+  gauge('ray_agent_sandboxes_running', 'gVisor sandboxes up on this node now.', (g) => g.set(model.sandbox.running));
   return registry;
 }
 

@@ -3,6 +3,7 @@ import type {
   HeartbeatHealth,
   RayNodeState,
   RegistrationState,
+  SandboxReport,
   StatusDocument,
   TunnelReport,
 } from '@ray-agent/protocol';
@@ -56,6 +57,8 @@ export class StatusModel {
   tasksCompleted = 0;
   /** The WireGuard tunnel (`off` in direct mode); unset until the supervisor has looked. */
   tunnel: TunnelReport | undefined;
+  /** Ray's gVisor sandboxes: checking until the self-test has answered. */
+  sandbox: SandboxReport = { state: 'checking', reason: null, kernel: null, startSeconds: null, slots: 0, running: 0 };
   usage = { cpuPercent: 0, memoryBytes: 0 };
   private warnings: string[] = [];
   private lastError: { code: string; message: string; at: string } | null = null;
@@ -150,6 +153,7 @@ export class StatusModel {
       },
       limits: { ...this.limits },
       ...(this.tunnel ? { tunnel: { ...this.tunnel } } : {}),
+      sandbox: { ...this.sandbox },
       usage: { ...this.usage },
       warnings: [...this.warnings],
       lastError: this.lastError,

@@ -27,6 +27,7 @@ import { RayLogWatcher } from '../ray/log-watcher.js';
 import { drainNode, type OwnNode, resizeNode } from '../ray/node-control.js';
 import { preflightCluster } from '../ray/preflight.js';
 import { TaskCounter, tasksByName } from '../ray/task-counter.js';
+import { checkSandbox, type SandboxCheck } from '../sandbox/sandbox-check.js';
 import type { Credentials, StateStore } from '../state/state-store.js';
 import type { StatusModel } from '../status/status-model.js';
 import type { StatusServer } from '../status/status-server.js';
@@ -121,6 +122,8 @@ export class AgentSupervisor {
   private limitsQueue: Promise<unknown> = Promise.resolve();
   private readonly tasks = new TaskCounter();
   private usage: UsageSampler | undefined;
+  /** The sandbox self-test, started with the agent; the first `ray start` waits for it (the resource is fixed then). */
+  private sandboxChecked: Promise<SandboxCheck> | undefined;
 
   constructor(private readonly deps: SupervisorDeps) {
     this.client = new ManagerClient(deps.config.manager, { caFile: deps.config.managerCaFile });
@@ -141,6 +144,7 @@ export class AgentSupervisor {
     const { model } = this.deps;
     this.access.start();
     this.startSampling();
+    this.sandboxChecked = this.checkSandbox();
     model.setState('connecting');
     if (!(await this.ensureRegistered())) return;
     const heartbeats = this.heartbeatLoop();
@@ -618,6 +622,8 @@ export class AgentSupervisor {
       this.joinedCluster = undefined;
       this.headLost = false;
       if (model.current === 'error') model.setState(joinedBefore ? 'reconnecting' : 'connecting');
+      await this.sandboxChecked;
+      if (signal.aborted) break;
       const checked = this.checkVersions(target);
       const exit = await this.runNode(target);
       const mismatch = await checked;
@@ -685,6 +691,27 @@ export class AgentSupervisor {
     return true;
   }
 
+  /** Runs beside registration: a sandbox start costs seconds, which the first join would otherwise wait for. */
+  private async checkSandbox(): Promise<SandboxCheck> {
+    const { model, log } = this.deps;
+    const check = await checkSandbox(this.deps.python);
+    if (check.kind === 'ready') {
+      const slots = Math.max(1, this.resources.numCpus);
+      model.sandbox = {
+        ...model.sandbox,
+        state: 'ready',
+        kernel: check.kernel,
+        startSeconds: check.startSeconds,
+        slots,
+      };
+      log.info({ kernel: check.kernel, startSeconds: check.startSeconds, slots }, 'gVisor sandboxes run here');
+    } else {
+      model.sandbox = { ...model.sandbox, state: 'unavailable', reason: check.reason, slots: 0 };
+      log.warn({ reason: check.reason }, 'no gVisor sandboxes on this node; ordinary work goes on');
+    }
+    return check;
+  }
+
   private runNode(
     target: JoinTarget,
   ): Promise<{ joined: boolean; code: number | null; signal: string | null; lastLines: string[] }> {
@@ -702,6 +729,7 @@ export class AgentSupervisor {
       drainDeadlineSeconds: config.drainDeadlineSeconds,
       gcsReconnectTimeoutSeconds: config.gcsReconnectTimeoutSeconds,
       rayAuthTokenFile: target.rayAuthTokenFile,
+      sandboxSlots: model.sandbox.slots,
     });
     this.node = node;
     this.joined = target;
@@ -806,6 +834,7 @@ export class AgentSupervisor {
       model.runningTasks = live ? counted.running : 0;
       model.tasksByName = live ? tasksByName(counted.names) : [];
       model.tasksCompleted = this.tasks.completed;
+      model.sandbox.running = counted.sandboxes;
       model.usage = usage.sample();
       logs.poll();
       this.access.refresh();

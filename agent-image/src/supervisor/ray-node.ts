@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { accessSync, constants, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { SPILL_DIR } from '@ray-agent/protocol';
+import { RAY_SANDBOX_IGNORE_CGROUPS, SANDBOX_LABEL, SANDBOX_RESOURCE, SPILL_DIR } from '@ray-agent/protocol';
 import type { RayPorts } from '../config/agent-config.js';
 import { formatGcsAddress, type GcsAddress } from '../config/ray-head.js';
 import type { RayResources } from '../limits/ray-resources.js';
@@ -22,6 +22,8 @@ export interface RayNodeOptions {
   rayAuthTokenFile?: string | undefined;
   /** Where Ray spills objects; undefined: Ray's default, its session dir under /tmp. Default `spillDirectory()`. */
   spillDir?: string | undefined;
+  /** The `gvisor` resource to advertise (the sandbox self-test passed); 0 or undefined: none. */
+  sandboxSlots?: number | undefined;
 }
 
 /**
@@ -59,6 +61,19 @@ export function providerResource(providerId: string): string {
   return `provider:${providerId}`;
 }
 
+/** Ray's --labels takes `key=value` pairs joined by commas. */
+function nodeLabels(options: RayNodeOptions): string {
+  const labels = [providerLabel(options.providerId)];
+  if (options.sandboxSlots) labels.push(`${SANDBOX_LABEL}=${SANDBOX_RESOURCE}`);
+  return labels.join(',');
+}
+
+function nodeResources(options: RayNodeOptions): Record<string, number> {
+  const resources: Record<string, number> = { [providerResource(options.providerId)]: 1 };
+  if (options.sandboxSlots) resources[SANDBOX_RESOURCE] = options.sandboxSlots;
+  return resources;
+}
+
 export function rayStartArgs(options: RayNodeOptions): string[] {
   const { resources, ports } = options;
   const args = [
@@ -77,8 +92,8 @@ export function rayStartArgs(options: RayNodeOptions): string[] {
     `--dashboard-agent-grpc-port=${ports.dashboardAgentGrpc}`,
     `--dashboard-agent-listen-port=${ports.dashboardAgentListen}`,
     `--runtime-env-agent-port=${ports.runtimeEnvAgent}`,
-    `--labels=${providerLabel(options.providerId)}`,
-    `--resources=${JSON.stringify({ [providerResource(options.providerId)]: 1 })}`,
+    `--labels=${nodeLabels(options)}`,
+    `--resources=${JSON.stringify(nodeResources(options))}`,
     '--disable-usage-stats',
   ];
   if (options.nodeIpAddress) args.push(`--node-ip-address=${options.nodeIpAddress}`);
@@ -98,6 +113,7 @@ export function rayEnvironment(options: RayNodeOptions, base: NodeJS.ProcessEnv 
     RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S: String(options.drainDeadlineSeconds),
     RAY_gcs_rpc_server_reconnect_timeout_s: String(options.gcsReconnectTimeoutSeconds),
     PYTHONUNBUFFERED: '1',
+    [RAY_SANDBOX_IGNORE_CGROUPS]: '1',
   };
 }
 
@@ -184,8 +200,13 @@ export class RayNode extends EventEmitter<RayNodeEvents> {
   }
 }
 
-/** Ray's processes: the raylet and GCS binaries, retitled workers (`ray::`), and Ray's Python helpers. */
-const RAY_PROCESS = /^ray::|(^|\/)(raylet|gcs_server)\0|site-packages\/ray\/|\/ray\0(start|stop)\0/;
+/**
+ * Ray's processes: the raylet and GCS binaries, retitled workers (`ray::`), Ray's Python helpers, and the gVisor
+ * sandboxes Ray's sandbox actors started (runsc, its re-executed self, runsc-gofer, runsc-sandbox), which outlive a
+ * killed actor.
+ */
+const RAY_PROCESS =
+  /^ray::|(^|\/)(raylet|gcs_server|runsc(-gofer|-sandbox)?)\0|^\/proc\/self\/exe\0--rootless\0|site-packages\/ray\/|\/ray\0(start|stop)\0/;
 
 /**
  * Where the agent's own processes hang: the agent itself, and its parent when that is tini, the subreaper that

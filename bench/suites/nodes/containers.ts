@@ -1,8 +1,13 @@
-import { AGENT_ENV, CONTAINER_STATUS_PORT, STATE_DIR } from '@ray-agent/protocol';
+import { fileURLToPath } from 'node:url';
+import { AGENT_ENV, CONTAINER_STATUS_PORT, GVISOR_MASKED_PATHS, STATE_DIR } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import { rayResources } from '../../../agent-image/src/limits/ray-resources.js';
 import { rayEnvironment, rayStartArgs } from '../../../agent-image/src/supervisor/ray-node.js';
-import { type AgentSpec, createOptions } from '../../../controller/src/container/agent-container-spec.js';
+import {
+  AGENT_SECCOMP_OPTION,
+  type AgentSpec,
+  createOptions,
+} from '../../../controller/src/container/agent-container-spec.js';
 
 /**
  * Both arms of the nodes suite come from the controller's own recipe (createOptions): the agent container exactly as
@@ -21,6 +26,7 @@ export interface ArmShape {
 export const STATUS_PORT = CONTAINER_STATUS_PORT;
 
 const MiB = 1024 ** 2;
+const SECCOMP_FILE = fileURLToPath(new URL('../../../protocol/src/seccomp-gvisor.json', import.meta.url));
 
 /** The plain node's Ray ports: the agent's defaults + 1000, so both nodes can be alive on the one loopback. */
 const PLAIN_PORT_SHIFT = 1000;
@@ -73,7 +79,18 @@ export function runFlags(options: Dockerode.ContainerCreateOptions, env: Record<
         for (const cap of value as string[]) flags.push(`--cap-drop=${cap}`);
         break;
       case 'SecurityOpt':
-        for (const opt of value as string[]) flags.push(`--security-opt=${opt}`);
+        // The API takes the seccomp profile's JSON text, the CLI a file: the same profile, from protocol's copy.
+        for (const opt of value as string[])
+          flags.push(`--security-opt=${opt === AGENT_SECCOMP_OPTION ? `seccomp=${SECCOMP_FILE}` : opt}`);
+        break;
+      // The CLI cannot name masks; systempaths=unconfined drops them all (also /sys/firmware's, which the API
+      // keeps): the same for what runs there, a little wider than the tray app.
+      case 'MaskedPaths':
+        if (JSON.stringify(value) !== JSON.stringify(GVISOR_MASKED_PATHS))
+          throw new Error('bench/suites/nodes: the controller masks other paths than the sandbox contract; map them');
+        break;
+      case 'ReadonlyPaths':
+        flags.push('--security-opt=systempaths=unconfined');
         break;
       case 'Init':
         if (value) flags.push('--init');

@@ -3,6 +3,7 @@ import {
   type PolicyView,
   type PullProgress,
   rayCpusFor,
+  type SandboxReport,
   type StatusDocument,
   type StatusView,
   type TunnelReport,
@@ -126,7 +127,7 @@ export function deriveView(inputs: ViewInputs): StatusView {
 }
 
 /** What runs now, where the compute goes, the policy and the update: shown as given, whatever the phase. */
-function transparency(inputs: ViewInputs): Pick<StatusView, 'policy' | 'tasks' | 'cluster' | 'update'> {
+function transparency(inputs: ViewInputs): Pick<StatusView, 'policy' | 'tasks' | 'cluster' | 'update' | 'sandbox'> {
   const status = inputs.agent?.kind === 'ok' ? inputs.agent.status : undefined;
   const running = inputs.container?.running === true && inputs.engine.kind === 'ready';
   const byName = running ? (status?.tasks.byName ?? []) : [];
@@ -137,7 +138,20 @@ function transparency(inputs: ViewInputs): Pick<StatusView, 'policy' | 'tasks' |
     tasks: [...byName].sort((a, b) => b.count - a.count || a.name.localeCompare(b.name)),
     cluster: cluster && cluster.address !== '' ? { address: cluster.address, managerUrl: cluster.managerUrl } : null,
     update: inputs.update ?? null,
+    sandbox: running && status?.sandbox ? sandboxView(status.sandbox) : null,
   };
+}
+
+/** The sandbox line: what the agent's self-test found, and how many sandboxes run now. */
+export function sandboxView(sandbox: SandboxReport): NonNullable<StatusView['sandbox']> {
+  const slots = `${sandbox.slots} ${sandbox.slots === 1 ? 'slot' : 'slots'}`;
+  const line =
+    sandbox.state === 'ready'
+      ? `ready: ${slots}, ${sandbox.running} running`
+      : sandbox.state === 'checking'
+        ? 'checking that a gVisor sandbox starts here'
+        : `unavailable: ${sandbox.reason ?? 'no reason given'}`;
+  return { state: sandbox.state, line };
 }
 
 /**

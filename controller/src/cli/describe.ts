@@ -16,6 +16,7 @@ export function describeView(view: StatusView): string {
   );
   lines.push(`  running tasks: ${view.runningTasks}`);
   if (view.tunnel) lines.push(`  ${view.tunnel.line.replace(/^Tunnel: /, 'tunnel: ')}`);
+  if (view.sandbox) lines.push(`  sandboxes: ${view.sandbox.line}`);
   if (view.limits)
     lines.push(`  limits: ${cpuLimitText(view.limits)}, ${Math.round(view.limits.memoryBytes / MiB)} MiB`);
   return lines.join('\n');

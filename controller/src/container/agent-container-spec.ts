@@ -5,7 +5,11 @@ import {
   CA_FILE,
   CONTAINER_STATUS_PORT,
   CONTROLLER_SET_ENV,
+  GVISOR_MASKED_PATHS,
+  GVISOR_READONLY_PATHS,
+  GVISOR_SECCOMP_PROFILE,
   MIN_MEMORY_BYTES,
+  SANDBOX_TMPFS_FLAGS,
   SECRETS_DIR,
   SPILL_DIR,
   STATE_DIR,
@@ -64,10 +68,13 @@ const DEFAULT_DRAIN_SECONDS = AGENT_ENV.DRAIN_DEADLINE.default;
  * Bumped when the recipe below changes, so existing containers are recreated with it. 2: the secrets left the
  * hash (a new token is delivered into the volume, not by a new container) and AGENT_TOKEN_FILE is always set.
  * 3: the tunnel pair. 4: the CPU and memory limits left the hash (`up` changes them live, see live-limits.ts).
- * 5: the spill volume.
+ * 5: the spill volume. 6: what Ray's gVisor sandboxes need (protocol's sandbox.ts): the seccomp profile, the /proc
+ * masks gone, /tmp without nosuid/nodev.
  */
-const RECIPE_VERSION = 5;
+const RECIPE_VERSION = 6;
 const MiB = 1024 ** 2;
+/** Docker's API takes a seccomp profile as its JSON text (the CLI reads it from a file). */
+export const AGENT_SECCOMP_OPTION = `seccomp=${JSON.stringify(GVISOR_SECCOMP_PROFILE)}`;
 
 /** Variables the controller sets itself; extraEnv may not override them or carry secrets around the file. */
 const RESERVED_ENV: ReadonlySet<string> = new Set(CONTROLLER_SET_ENV);
@@ -219,10 +226,12 @@ export function createOptions(spec: AgentSpec): Dockerode.ContainerCreateOptions
         ? [{ Type: 'volume' as const, Source: tunnelVolumeName(name), Target: TUNNEL_DIR, ReadOnly: true }]
         : []),
     ],
-    Tmpfs: { '/tmp': `rw,exec,nosuid,nodev,size=${tmpfsBytesFor(spec.memoryBytes) / MiB}m` },
+    Tmpfs: { '/tmp': `${SANDBOX_TMPFS_FLAGS},size=${tmpfsBytesFor(spec.memoryBytes) / MiB}m` },
     ReadonlyRootfs: true,
     CapDrop: ['ALL'],
-    SecurityOpt: ['no-new-privileges'],
+    SecurityOpt: ['no-new-privileges', AGENT_SECCOMP_OPTION],
+    MaskedPaths: [...GVISOR_MASKED_PATHS],
+    ReadonlyPaths: [...GVISOR_READONLY_PATHS],
     Init: true,
     // unless-stopped: the agent comes back after the engine or the computer restarts, and a stop by the app (or
     // `docker stop`) is respected until the app starts it again.

@@ -1,6 +1,7 @@
 import { SPILL_DIR, TUNNEL_DIR } from '@ray-agent/protocol';
 import type Dockerode from 'dockerode';
 import {
+  AGENT_SECCOMP_OPTION,
   type AgentSpec,
   CONTAINER_STATUS_PORT,
   STATE_DIR,
@@ -41,6 +42,8 @@ interface Expected {
   capAdd: string[];
   devices: string[];
   root: boolean;
+  /** The seccomp option the controller gives this container; undefined: Docker's default profile. */
+  seccomp: string | undefined;
 }
 
 function expected(spec: AgentSpec, role: DriftRole): Expected {
@@ -56,6 +59,7 @@ function expected(spec: AgentSpec, role: DriftRole): Expected {
       capAdd: ['NET_ADMIN'],
       devices: ['/dev/net/tun'],
       root: true,
+      seccomp: undefined,
     };
   // The tunnel volume is ours in either mode: an agent of the pair that is switched to direct is replaced, not drift.
   return {
@@ -67,6 +71,7 @@ function expected(spec: AgentSpec, role: DriftRole): Expected {
     capAdd: [],
     devices: [],
     root: false,
+    seccomp: AGENT_SECCOMP_OPTION,
   };
 }
 
@@ -121,6 +126,8 @@ export function containerDrift(
   const unconfined = securityOpt.filter((opt) => /unconfined/i.test(opt));
   if (unconfined.length > 0)
     drift.push({ kind: 'security-options', detail: `it turns off confinement: ${unconfined.join(', ')}` });
+  else if (securityOpt.some((opt) => /^seccomp[=:]/.test(opt) && opt !== want.seccomp))
+    drift.push({ kind: 'security-options', detail: "it runs under a seccomp profile that is not Ray Agent's" });
   if (host.ReadonlyRootfs !== true) drift.push({ kind: 'writable-root', detail: 'its root file system is writable' });
 
   const user = config.User ?? '';
