@@ -88,6 +88,7 @@ describe('the window with a scripted service', () => {
       runningTasks: 7,
       limits: { cpus: 1.5, memoryBytes: 4 * GiB },
       agentVersion: '0.1.0',
+      sandbox: { state: 'ready', line: 'ready: 1 slot, 0 running; sandboxed work only' },
       updatedAt: nextUpdatedAt(),
     });
     const s = await open(service);
@@ -99,6 +100,7 @@ describe('the window with a scripted service', () => {
     expect(await text(s, 'task-count')).toBe('7');
     expect(await text(s, 'limits')).toBe('1.5 CPUs, 4.0 GiB memory');
     expect(await text(s, 'agent-version')).toBe('0.1.0');
+    expect(await text(s, 'sandbox')).toBe('ready: 1 slot, 0 running; sandboxed work only');
 
     await s.emit('status:changed', {
       ...service.status,
@@ -180,6 +182,8 @@ describe('the window with a scripted service', () => {
     await s.page.getByLabel('Agent image').fill('ray-agent:dev');
     await s.page.getByLabel('Start Ray Agent when I log in').check();
     await s.page.getByLabel('When I quit Ray Agent').selectOption('leave-running');
+    await s.page.getByLabel('Work this computer accepts').selectOption('sandboxed');
+    await s.page.getByLabel('Let sandboxes use the network when the cluster asks (off: they get none)').check();
     await s.page.getByTestId('save-button').click();
     await expect.poll(() => text(s, 'save-result')).toBe('Saved.');
     expect(await s.page.getByTestId('error-clusterAddress').isVisible()).toBe(false);
@@ -188,6 +192,8 @@ describe('the window with a scripted service', () => {
       managerUrl: 'https://manager.lan:8443',
       startAtLogin: true,
       onQuit: 'leave-running',
+      acceptWork: 'sandboxed',
+      sandboxNetwork: true,
     });
     // A cluster is configured now: the playground offer goes away.
     expect(await s.page.getByTestId('playground').isVisible()).toBe(false);

@@ -15,19 +15,25 @@ import { docker, run } from './support/run.js';
 const cluster = new TestCluster();
 let sandboxed: Agent0;
 let plain: Agent0;
+let noSeccomp: Agent0;
 let sandboxedProvider: string;
 let plainProvider: string;
 
 beforeAll(async () => {
   await cluster.start();
-  [sandboxed, plain] = await Promise.all([
+  [sandboxed, plain, noSeccomp] = await Promise.all([
     // One CPU on a machine with more: a sandbox's busy loops can be seen to stay inside the limit.
     cluster.startAgent({ hardening: SANDBOX_HARDENED, flags: ['--cpus=1', '--memory=2g'] }),
     cluster.startAgent({ flags: ['--cpus=1', '--memory=2g'] }),
+    // Everything but the seccomp profile: runsc itself must fail, and its refusal be explained.
+    cluster.startAgent({
+      hardening: SANDBOX_HARDENED.filter((flag) => !flag.startsWith('--security-opt=seccomp=')),
+      flags: ['--cpus=1', '--memory=2g'],
+    }),
   ]);
   const joined = (agent: Agent0) =>
     agent.waitForStatus('contributing', (s) => s.state === 'contributing' && s.sandbox?.state !== 'checking', 240_000);
-  const [a, b] = await Promise.all([joined(sandboxed), joined(plain)]);
+  const [a, b] = await Promise.all([joined(sandboxed), joined(plain), joined(noSeccomp)]);
   sandboxedProvider = a.registration.providerId ?? '';
   plainProvider = b.registration.providerId ?? '';
 }, 300_000);
@@ -49,6 +55,14 @@ describe('the self-test', () => {
     const metrics = await run('curl', ['-sf', `http://127.0.0.1:${sandboxed.statusPort}/metrics`]);
     expect(metrics.stdout).toMatch(/^ray_agent_sandbox_ready 1$/m);
     expect(metrics.stdout).toMatch(/^ray_agent_sandbox_slots 1$/m);
+  });
+
+  test("fails without the seccomp profile: runsc's own refusal, explained", async () => {
+    const status = await noSeccomp.status();
+    expect(status.sandbox?.state).toBe('unavailable');
+    expect(status.sandbox?.reason).toMatch(/seccomp profile does not let gVisor create its user namespaces/);
+    expect(status.sandbox?.reason).toMatch(/operation not permitted/);
+    expect(status.state).toBe('contributing');
   });
 
   test('fails under the plain hardening, says why, and the node still takes ordinary work', async () => {
@@ -91,7 +105,7 @@ out = {
     "hostKernel": os.uname().release,
     "uname": run("uname -r"),
     "echo": run("echo hello from the sandbox"),
-    "nc": run(f"nc -w 3 {head_ip} 6379 </dev/null; echo exit=$?"),
+    "nc": run(f"nc -w 3 {head_ip} 6379 </dev/null >/dev/null; echo exit=$?"),
     "links": run("ip -o link 2>/dev/null || ls /sys/class/net"),
     "state": run("ls /var/lib/ray-agent /var/lib/ray-agent/secrets /certs /opt/ray-agent 2>&1; echo exit=$?"),
     "root": run("ls /"),
@@ -218,5 +232,74 @@ print(json.dumps({"busy": busy.stdout.strip(), "fill": filled}), flush=True)
     expect(status.ray.restarts).toBe(0);
     const state = await docker('inspect', '-f', '{{.State.Running}} {{.RestartCount}}', sandboxed.name);
     expect(state.trim()).toBe('true 0');
+  });
+});
+
+describe('"only sandboxed work", with the network allowed', () => {
+  test('an ordinary task aimed at the node does not run there, while a sandbox does, and may have a network', async () => {
+    const strict = await cluster.startAgent({
+      hardening: SANDBOX_HARDENED,
+      flags: ['--cpus=1', '--memory=2g'],
+      env: { ACCEPT_WORK: 'sandboxed', [SANDBOX_NETWORK_VARIABLE]: 'on' },
+    });
+    const status = await strict.waitForStatus(
+      'contributing with sandboxes',
+      (s) => s.state === 'contributing' && s.sandbox?.state === 'ready',
+      240_000,
+    );
+    expect(status.sandbox).toMatchObject({ mode: 'sandboxed', slots: 1, networkAllowed: true });
+    const provider = `provider:${status.registration.providerId}`;
+    const result = await cluster.driver(
+      `
+import json, ray
+from ray.experimental import sandbox
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+ray.init(address="auto", logging_level="ERROR")
+node = [n for n in ray.nodes() if n["Alive"] and "${provider}" in n["Resources"]][0]
+@ray.remote
+def ordinary():
+    return ray.get_runtime_context().get_node_id()
+by_resource = ordinary.options(resources={"${provider}": 1}).remote()
+by_node = ordinary.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote()
+ready, _ = ray.wait([by_resource, by_node], num_returns=2, timeout=30)
+outcomes = []
+for ref in (by_resource, by_node):
+    if ref not in ready:
+        outcomes.append("waiting")
+        ray.cancel(ref, force=True)
+        continue
+    try:
+        outcomes.append("ran here" if ray.get(ref) == node["NodeID"] else "ran elsewhere")
+    except Exception as error:
+        outcomes.append(type(error).__name__)
+sb = sandbox.create("${SANDBOX_TEST_IMAGE}", env={"PATH": "/bin"}, cpu=0, resources={"${SANDBOX_RESOURCE}": 1, "${provider}": 0.01})
+where = ray.get(sb.__ray_call__.remote(lambda self: ray.get_runtime_context().get_node_id()), timeout=120)
+kernel = ray.get(sb.exec.remote(["uname", "-r"]), timeout=120).stdout.strip()
+# delete() stops the sandbox; its actor keeps the node's one gvisor slot until it is killed.
+ray.get(sb.delete.remote(), timeout=120)
+ray.kill(sb)
+# Allowed here: a sandbox that asks for the network gets the agent's, and reaches the head.
+import socket
+head_ip = socket.gethostbyname(socket.gethostname())
+net = sandbox.create("${SANDBOX_TEST_IMAGE}", env={"PATH": "/bin"}, cpu=0, network="host", resources={"${SANDBOX_RESOURCE}": 1, "${provider}": 0.01})
+reached = ray.get(net.exec.remote(f"nc -w 5 {head_ip} 6379 </dev/null >/dev/null; echo exit=$?", shell="/bin/sh"), timeout=120).stdout.strip()
+ray.get(net.delete.remote(), timeout=120)
+ray.kill(net)
+print(json.dumps({"reached": reached,"cpu": node["Resources"].get("CPU", 0), "gvisor": node["Resources"].get("${SANDBOX_RESOURCE}", 0),
+                  "ordinary": outcomes, "sandboxNode": where == node["NodeID"], "kernel": kernel}))
+`,
+      300_000,
+    );
+    expect(result.code, result.stderr).toBe(0);
+    // Ray is offered no CPUs of this computer: a task aimed by its provider resource waits for a CPU that never
+    // comes; one pinned to the node is refused by Ray as unschedulable.
+    expect(lastJson(result.stdout)).toEqual({
+      cpu: 0,
+      gvisor: 1,
+      reached: 'exit=0',
+      ordinary: ['waiting', 'TaskUnschedulableError'],
+      sandboxNode: true,
+      kernel: GVISOR_KERNEL_RELEASE,
+    });
   });
 });

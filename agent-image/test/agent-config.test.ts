@@ -187,3 +187,22 @@ describe('loadConfig never echoes the token', () => {
     expect(error.message).not.toContain('d1stinct1ve');
   });
 });
+
+describe('the sandbox rules', () => {
+  it('default to any work and no network for sandboxes', () => {
+    expect(loadConfig(MINIMAL)).toMatchObject({ acceptWork: 'any', sandboxNetwork: false });
+    expect(loadConfig({ ...MINIMAL, ACCEPT_WORK: 'Sandboxed', SANDBOX_NETWORK: 'on' })).toMatchObject({
+      acceptWork: 'sandboxed',
+      sandboxNetwork: true,
+    });
+  });
+
+  it.each([
+    ['ACCEPT_WORK', 'trusted', /ACCEPT_WORK: "trusted" must be any or sandboxed \(e\.g\. ACCEPT_WORK=sandboxed\)/],
+    ['SANDBOX_NETWORK', 'yes', /SANDBOX_NETWORK: "yes" must be on or off \(e\.g\. SANDBOX_NETWORK=off\)/],
+  ])('refuse %s=%s, naming the variable and a good value', (name, value, message) => {
+    const error = configError({ ...MINIMAL, [name]: value });
+    expect(error.variable).toBe(name);
+    expect(error.message).toMatch(message);
+  });
+});

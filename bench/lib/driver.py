@@ -125,6 +125,81 @@ def collect_busy(cmd):
     return {"completed": len(done), "failed": len(errors), "errors": errors, "finishedAt": [d["finishedAt"] for d in done]}
 
 
+BUSYBOX_TAR = "/opt/ray-agent/sandbox/busybox-rootfs.tar"
+SANDBOX = {}
+
+
+@ray.remote(num_cpus=1)
+def busybox_task(argv):
+    # The sandbox image's own busybox, run as an ordinary task: the same program doing the same work, outside gVisor.
+    import subprocess
+    import tarfile
+
+    path = "/tmp/bench-sandbox/busybox"
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with tarfile.open(BUSYBOX_TAR) as tar:
+            data = tar.extractfile("./bin/busybox").read()
+        with open(path + ".part", "wb") as out:
+            out.write(data)
+        os.chmod(path + ".part", 0o755)
+        os.replace(path + ".part", path)
+    done = subprocess.run([path, *argv], capture_output=True, check=True)
+    return done.stderr.decode(errors="replace")
+
+
+@ray.remote(num_cpus=0)
+class Plain:
+    def ping(self):
+        return True
+
+
+def sandbox_start(cmd):
+    from ray.experimental import sandbox
+
+    start = time.perf_counter()
+    box = sandbox.create(BUSYBOX_TAR, env={"PATH": "/bin"}, cpu=0, resources={cmd["resource"]: 1, cmd["provider"]: 0.01})
+    result = ray.get(box.exec.remote(["true"]))
+    seconds = time.perf_counter() - start
+    if result.exit_code != 0:
+        raise RuntimeError(f"the sandbox's first command failed: {result.stderr}")
+    SANDBOX["box"] = box
+    return {"seconds": seconds}
+
+
+def actor_start(cmd):
+    start = time.perf_counter()
+    actor = pinned(Plain, cmd["nodeId"]).remote()
+    ray.get(actor.ping.remote())
+    seconds = time.perf_counter() - start
+    ray.kill(actor)
+    return {"seconds": seconds}
+
+
+def sandbox_run(cmd):
+    start = time.perf_counter()
+    result = ray.get(SANDBOX["box"].exec.remote(cmd["argv"]))
+    seconds = time.perf_counter() - start
+    if result.exit_code != 0:
+        raise RuntimeError(f"exit {result.exit_code}: {result.stderr}")
+    stderr = result.stderr.decode() if isinstance(result.stderr, bytes) else result.stderr
+    return {"seconds": seconds, "stderr": stderr}
+
+
+def task_run(cmd):
+    start = time.perf_counter()
+    stderr = ray.get(pinned(busybox_task, cmd["nodeId"]).remote(cmd["argv"]))
+    return {"seconds": time.perf_counter() - start, "stderr": stderr}
+
+
+def sandbox_stop(cmd):
+    box = SANDBOX.pop("box", None)
+    if box is not None:
+        ray.get(box.delete.remote())
+        ray.kill(box)
+    return {}
+
+
 @ray.remote(num_cpus=0)
 class Holder:
     # Lives on one node and owns the objects it puts there: they stay in that node's object store until freed.
@@ -164,6 +239,11 @@ COMMANDS = {
     "submit_busy": submit_busy,
     "collect_busy": collect_busy,
     "transfer": run_transfer,
+    "sandbox_start": sandbox_start,
+    "actor_start": actor_start,
+    "sandbox_run": sandbox_run,
+    "task_run": task_run,
+    "sandbox_stop": sandbox_stop,
     "ping": lambda cmd: {"pong": time.time()},
 }
 

@@ -6,6 +6,7 @@ import { suite as manager } from './manager/index.js';
 import { suite as nodes } from './nodes/index.js';
 import { suite as overlay } from './overlay/index.js';
 import { suite as python } from './python/index.js';
+import { suite as sandbox } from './sandbox/index.js';
 
 /** Any suite, whatever its settings and data (the registry only passes each suite its own). */
 export type AnySuite = Suite<unknown, unknown>;
@@ -21,6 +22,7 @@ export const SUITES: readonly AnySuite[] = [
   manager,
   limits,
   python,
+  sandbox,
   overlay,
 ] as readonly AnySuite[];
 

@@ -150,8 +150,18 @@ describe('one builder for the app, the CLI and the playground', () => {
       statusPort: 18765,
       tunnel: true,
       name: 'ray-agent',
+      acceptWork: 'any',
+      sandboxNetwork: false,
     });
     expect(agentSpecFor({ settings: { ...settings, network: 'direct' }, name: 'ray-agent' }).tunnel).toBe(false);
+    // The sandbox rules reach the agent's environment, where its config and the image's runsc wrapper read them.
+    const strict = createOptions(
+      agentSpecFor({ settings: { ...settings, acceptWork: 'sandboxed', sandboxNetwork: true }, name: 'ray-agent' }),
+    );
+    expect(strict.Env).toEqual(expect.arrayContaining(['ACCEPT_WORK=sandboxed', 'SANDBOX_NETWORK=on']));
+    expect(createOptions(agentSpecFor({ settings, name: 'ray-agent' })).Env).toEqual(
+      expect.arrayContaining(['ACCEPT_WORK=any', 'SANDBOX_NETWORK=off']),
+    );
   });
 
   test('the playground keeps the settings and puts its own cluster, network and secrets on top', () => {

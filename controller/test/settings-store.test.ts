@@ -236,8 +236,13 @@ describe('SettingsStore: versions and migrations', () => {
     statusPort: 18765,
   };
 
+  /** What v5 added to every older file: any work accepted, no network for sandboxes. */
+  function v5Added() {
+    return { acceptWork: 'any', sandboxNetwork: false };
+  }
+
   /** What v4 added to every older file: the policy's defaults, notifications on, updates automatic. */
-  const v4Added = { policy: DEFAULT_POLICY, notifications: true, updates: 'auto' };
+  const v4Added = { policy: DEFAULT_POLICY, notifications: true, updates: 'auto', ...v5Added() };
 
   it('every version before the current one has its migration step', () => {
     for (let version = 1; version < SETTINGS_VERSION; version++)
@@ -291,6 +296,28 @@ describe('SettingsStore: versions and migrations', () => {
     const { settings } = new SettingsStore(dir).load();
     expect(settings.policy).toEqual(ownPolicy);
     expect(settings.updates).toBe('off');
+  });
+
+  it('a v4 file accepts any work and gives sandboxes no network; what it already says is kept', () => {
+    const v4File = {
+      ...v1File,
+      version: 4,
+      cpus: 2,
+      network: 'direct',
+      policy: DEFAULT_POLICY,
+      notifications: false,
+      updates: 'off',
+    };
+    writeFileSync(configFile(), JSON.stringify(v4File));
+    expect(new SettingsStore(dir).load()).toEqual({
+      settings: { ...v4File, version: SETTINGS_VERSION, ...v5Added() },
+      notice: null,
+    });
+    writeFileSync(configFile(), JSON.stringify({ ...v4File, acceptWork: 'sandboxed' }));
+    expect(new SettingsStore(dir).load().settings.acceptWork).toBe('sandboxed');
+    const store = new SettingsStore(dir);
+    const refused = store.save({ acceptWork: 'trusted' as never });
+    expect(JSON.stringify(refused)).toContain('must be any or sandboxed, e.g. any');
   });
 
   it('a bad policy value is refused naming the field, the problem and an example, and nothing is written', () => {

@@ -413,7 +413,16 @@ describe('policy, what runs now, the cluster and the update', () => {
   });
 
   test("the sandbox line is the agent's self-test and count, and none from a stopped container", () => {
-    const sandbox = { state: 'ready' as const, reason: null, kernel: '4.4.0', startSeconds: 0.9, slots: 2, running: 1 };
+    const sandbox = {
+      state: 'ready' as const,
+      reason: null,
+      kernel: '4.4.0',
+      startSeconds: 0.9,
+      slots: 2,
+      running: 1,
+      mode: 'any' as const,
+      networkAllowed: false,
+    };
     expect(view({ agent: ok(agentStatus({ sandbox })) }).sandbox).toEqual({
       state: 'ready',
       line: 'ready: 2 slots, 1 running',
@@ -427,6 +436,13 @@ describe('policy, what runs now, the cluster and the update', () => {
     };
     expect(view({ agent: ok(agentStatus({ sandbox: unavailable })) }).sandbox?.line).toBe(
       "unavailable: Docker's /proc masks are in place",
+    );
+    const strict = { ...sandbox, mode: 'sandboxed' as const, networkAllowed: true };
+    expect(view({ agent: ok(agentStatus({ sandbox: strict })) }).sandbox?.line).toBe(
+      'ready: 2 slots, 1 running; sandboxed work only, network allowed',
+    );
+    expect(view({ agent: ok(agentStatus({ sandbox: { ...unavailable, mode: 'sandboxed' } })) }).sandbox?.line).toBe(
+      "unavailable (sandboxed work only, so this computer takes no work): Docker's /proc masks are in place",
     );
     const stopped = { ...running, running: false, exitCode: 0 };
     expect(view({ container: stopped, agent: ok(agentStatus({ sandbox })) }).sandbox).toBeNull();

@@ -1,3 +1,4 @@
+import { SANDBOX_NETWORK_VARIABLE } from './sandbox.js';
 import type { ObjectStoreLocation } from './status.js';
 
 /**
@@ -274,6 +275,21 @@ export const AGENT_ENV = {
     max: 3600,
     meaning: "seconds Ray's raylet waits for a lost head before it gives up",
     example: '60',
+  },
+  ACCEPT_WORK: {
+    name: 'ACCEPT_WORK',
+    default: 'any',
+    meaning:
+      'any: ordinary Ray tasks and gVisor sandboxes; sandboxed: only work that asks for the gvisor resource (Ray gets no CPUs of this node)',
+    example: 'sandboxed',
+    controllerSets: true,
+  },
+  SANDBOX_NETWORK: {
+    name: SANDBOX_NETWORK_VARIABLE,
+    default: 'off',
+    meaning: 'on lets a gVisor sandbox have the network its job asks for; off gives every sandbox none',
+    example: 'off',
+    controllerSets: true,
   },
   TINI_SUBREAPER: {
     name: 'TINI_SUBREAPER',

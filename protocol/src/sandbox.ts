@@ -53,6 +53,10 @@ export const GVISOR_KERNEL_RELEASE = '4.4.0';
  */
 export const RAY_SANDBOX_IGNORE_CGROUPS = 'RAY_SANDBOX_IGNORE_CGROUPS';
 
+/** What the person lets this node run (ACCEPT_WORK): `sandboxed` offers Ray no CPUs, only `gvisor` slots. */
+export const AcceptWork = z.enum(['any', 'sandboxed']);
+export type AcceptWork = z.infer<typeof AcceptWork>;
+
 export const SandboxState = z.enum(['checking', 'ready', 'unavailable']);
 export type SandboxState = z.infer<typeof SandboxState>;
 
@@ -70,5 +74,9 @@ export const SandboxReport = z.object({
   slots: z.number().int().nonnegative(),
   /** gVisor sandboxes up on this node now (the self-test's own included while it runs). */
   running: z.number().int().nonnegative(),
+  /** `sandboxed`: ordinary tasks cannot be scheduled here (Ray gets no CPUs), only work asking for `gvisor`. */
+  mode: AcceptWork,
+  /** The person lets sandboxes have the network their job asks for (SANDBOX_NETWORK=on); off: none at all. */
+  networkAllowed: z.boolean(),
 });
 export type SandboxReport = z.infer<typeof SandboxReport>;

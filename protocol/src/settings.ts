@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ContributionPolicy, DEFAULT_POLICY } from './policy.js';
+import { AcceptWork } from './sandbox.js';
 
 /**
  * The tray app's settings, as the settings window edits them and as the app and the `ray-agent` CLI persist them.
@@ -39,7 +40,7 @@ export const ImageName = z
  * The settings file's format version. Bumped with every change of meaning, and each bump adds its step to
  * SETTINGS_MIGRATIONS, so a file an older app wrote is migrated, never reset.
  */
-export const SETTINGS_VERSION = 4;
+export const SETTINGS_VERSION = 5;
 
 export const Settings = z.object({
   version: z.literal(SETTINGS_VERSION),
@@ -78,6 +79,10 @@ export const Settings = z.object({
    * drain, when the policy allows; roll back if it does not reach contributing. `off`: only when the person asks.
    */
   updates: z.enum(['auto', 'off'], { error: () => 'must be auto or off, e.g. auto' }),
+  /** `sandboxed`: only work inside gVisor sandboxes runs on this computer; `any`: ordinary Ray tasks too. */
+  acceptWork: z.enum(AcceptWork.options, { error: () => 'must be any or sandboxed, e.g. any' }),
+  /** Let a sandbox have the network its job asks for. Off: sandboxes get none at all. */
+  sandboxNetwork: z.boolean(),
 });
 export type Settings = z.infer<typeof Settings>;
 
@@ -96,6 +101,8 @@ export const DEFAULT_SETTINGS: Settings = {
   policy: DEFAULT_POLICY,
   notifications: true,
   updates: 'auto',
+  acceptWork: 'any',
+  sandboxNetwork: false,
 };
 
 /** A settings file's contents as JSON, before it is known to be valid. */
@@ -123,6 +130,13 @@ export const SETTINGS_MIGRATIONS: Readonly<Record<number, (old: StoredSettings) 
     policy: old.policy ?? DEFAULT_POLICY,
     notifications: old.notifications ?? true,
     updates: old.updates ?? 'auto',
+  }),
+  // v5 added gVisor sandboxes: an existing installation keeps taking any work, and sandboxes get no network.
+  4: (old) => ({
+    ...old,
+    version: 5,
+    acceptWork: old.acceptWork ?? 'any',
+    sandboxNetwork: old.sandboxNetwork ?? false,
   }),
 };
 

@@ -24,12 +24,14 @@ const FIELDS = [
   'network',
   'notifications',
   'updates',
+  'acceptWork',
+  'sandboxNetwork',
 ] as const;
 type Field = (typeof FIELDS)[number];
 
 const input = (field: Field) => byTestId<HTMLInputElement>(`input-${field}`);
 /** The fields that are a <select>, not an <input>. */
-const SELECTS: ReadonlySet<Field> = new Set(['onQuit', 'network', 'updates']);
+const SELECTS: ReadonlySet<Field> = new Set(['onQuit', 'network', 'updates', 'acceptWork']);
 const control = (field: Field): HTMLElement => (SELECTS.has(field) ? byTestId(`input-${field}`) : input(field));
 
 /**
@@ -76,6 +78,8 @@ export class SettingsPage {
     this.#policy.fill(settings.policy);
     input('notifications').checked = settings.notifications;
     byTestId<HTMLSelectElement>('input-updates').value = settings.updates;
+    byTestId<HTMLSelectElement>('input-acceptWork').value = settings.acceptWork;
+    input('sandboxNetwork').checked = settings.sandboxNetwork;
     this.#renderSliderValues();
   }
 
@@ -140,6 +144,8 @@ export class SettingsPage {
       policy: this.#policy.read(),
       notifications: input('notifications').checked,
       updates: byTestId<HTMLSelectElement>('input-updates').value as Settings['updates'],
+      acceptWork: byTestId<HTMLSelectElement>('input-acceptWork').value as Settings['acceptWork'],
+      sandboxNetwork: input('sandboxNetwork').checked,
     };
   }
 

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
-import { AGENT_ENV, type AgentEnvName, MIN_MEMORY_BYTES } from '@ray-agent/protocol';
+import { AcceptWork, AGENT_ENV, type AgentEnvName, MIN_MEMORY_BYTES } from '@ray-agent/protocol';
 import { z } from 'zod';
 import { type ManagerEndpoints, parseManagerUrl } from './manager-url.js';
 import { parseCpus, parseMemory } from './quantity.js';
@@ -29,6 +29,10 @@ export interface AgentConfig {
   ports: RayPorts;
   gcsReconnectTimeoutSeconds: number;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** `sandboxed`: Ray gets no CPUs here, only the gvisor slots (when the self-test passed). */
+  acceptWork: AcceptWork;
+  /** Whether a sandbox may have the network its job asks for (read by the image's runsc wrapper too). */
+  sandboxNetwork: boolean;
 }
 
 export interface RayPorts {
@@ -156,6 +160,13 @@ export function loadConfig(env: Env): AgentConfig {
   if (!/^[0-9a-fA-F:.]+$/.test(statusHost))
     throw new ConfigError('STATUS_HOST', `"${statusHost}" must be an IP address`, exampleOf('STATUS_HOST'));
 
+  const acceptWork = (read('ACCEPT_WORK') ?? AGENT_ENV.ACCEPT_WORK.default).toLowerCase();
+  if (!AcceptWork.safeParse(acceptWork).success)
+    throw new ConfigError('ACCEPT_WORK', `"${acceptWork}" must be any or sandboxed`, exampleOf('ACCEPT_WORK'));
+  const sandboxNetwork = read('SANDBOX_NETWORK') ?? AGENT_ENV.SANDBOX_NETWORK.default;
+  if (sandboxNetwork !== 'on' && sandboxNetwork !== 'off')
+    throw new ConfigError('SANDBOX_NETWORK', `"${sandboxNetwork}" must be on or off`, exampleOf('SANDBOX_NETWORK'));
+
   const ports: RayPorts = {
     nodeManager: int('RAY_NODE_MANAGER_PORT'),
     objectManager: int('RAY_OBJECT_MANAGER_PORT'),
@@ -199,6 +210,8 @@ export function loadConfig(env: Env): AgentConfig {
     ports,
     gcsReconnectTimeoutSeconds: int('RAY_GCS_RECONNECT_TIMEOUT'),
     logLevel: logLevel as AgentConfig['logLevel'],
+    acceptWork: acceptWork as AcceptWork,
+    sandboxNetwork: sandboxNetwork === 'on',
   };
 }
 

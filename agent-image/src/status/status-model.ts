@@ -58,7 +58,16 @@ export class StatusModel {
   /** The WireGuard tunnel (`off` in direct mode); unset until the supervisor has looked. */
   tunnel: TunnelReport | undefined;
   /** Ray's gVisor sandboxes: checking until the self-test has answered. */
-  sandbox: SandboxReport = { state: 'checking', reason: null, kernel: null, startSeconds: null, slots: 0, running: 0 };
+  sandbox: SandboxReport = {
+    state: 'checking',
+    reason: null,
+    kernel: null,
+    startSeconds: null,
+    slots: 0,
+    running: 0,
+    mode: 'any',
+    networkAllowed: false,
+  };
   usage = { cpuPercent: 0, memoryBytes: 0 };
   private warnings: string[] = [];
   private lastError: { code: string; message: string; at: string } | null = null;

@@ -132,6 +132,7 @@ export class AgentSupervisor {
     this.nodeIp = primaryAddress(deps.config.nodeIpAddress);
     deps.model.ray.nodeIp = this.nodeIp;
     const { config } = deps;
+    deps.model.sandbox = { ...deps.model.sandbox, mode: config.acceptWork, networkAllowed: config.sandboxNetwork };
     this.access = new ClusterAccessKeeper(
       { ...config, nodeIp: this.nodeIp },
       overlayPaths(config.stateDir, deps.tunnelDir),
@@ -221,7 +222,7 @@ export class AgentSupervisor {
     let resizedLive = true;
     let detail = '';
     if (joined && !unchanged) {
-      const outcome = await resizeNode(this.ownNode(), plan.rayCpus, plan.rayMemoryBytes);
+      const outcome = await resizeNode(this.ownNode(), this.offeredCpus(plan.rayCpus), plan.rayMemoryBytes);
       resizedLive = outcome.ok;
       detail = outcome.detail ?? '';
       if (!outcome.ok) log.warn({ detail }, 'Ray refused the live resize');
@@ -691,9 +692,14 @@ export class AgentSupervisor {
     return true;
   }
 
+  /** The CPUs Ray may schedule here: none when the person accepts sandboxed work only (the gvisor slots remain). */
+  private offeredCpus(cpus: number): number {
+    return this.deps.config.acceptWork === 'sandboxed' ? 0 : cpus;
+  }
+
   /** Runs beside registration: a sandbox start costs seconds, which the first join would otherwise wait for. */
   private async checkSandbox(): Promise<SandboxCheck> {
-    const { model, log } = this.deps;
+    const { model, log, config } = this.deps;
     const check = await checkSandbox(this.deps.python);
     if (check.kind === 'ready') {
       const slots = Math.max(1, this.resources.numCpus);
@@ -707,7 +713,12 @@ export class AgentSupervisor {
       log.info({ kernel: check.kernel, startSeconds: check.startSeconds, slots }, 'gVisor sandboxes run here');
     } else {
       model.sandbox = { ...model.sandbox, state: 'unavailable', reason: check.reason, slots: 0 };
-      log.warn({ reason: check.reason }, 'no gVisor sandboxes on this node; ordinary work goes on');
+      if (config.acceptWork === 'sandboxed') {
+        model.warn(
+          `only sandboxed work is accepted, but no gVisor sandbox can start here, so the node takes no work: ${check.reason}`,
+        );
+        log.warn({ reason: check.reason }, 'sandboxed work only, and no gVisor sandboxes here: the node takes no work');
+      } else log.warn({ reason: check.reason }, 'no gVisor sandboxes on this node; ordinary work goes on');
     }
     return check;
   }
@@ -718,11 +729,12 @@ export class AgentSupervisor {
     const { model, config, log } = this.deps;
     const resources = this.resources;
     this.nodeResources = resources;
+    const offered = { ...resources, numCpus: this.offeredCpus(resources.numCpus) };
     const providerId = this.credentials?.providerId ?? 'unregistered';
     const node = new RayNode({
       rayBin: this.deps.rayBin,
       gcs: target.gcs,
-      resources,
+      resources: offered,
       ports: config.ports,
       nodeIpAddress: target.nodeIpAddress,
       providerId,

@@ -145,12 +145,16 @@ function transparency(inputs: ViewInputs): Pick<StatusView, 'policy' | 'tasks' |
 /** The sandbox line: what the agent's self-test found, and how many sandboxes run now. */
 export function sandboxView(sandbox: SandboxReport): NonNullable<StatusView['sandbox']> {
   const slots = `${sandbox.slots} ${sandbox.slots === 1 ? 'slot' : 'slots'}`;
+  const only = sandbox.mode === 'sandboxed';
+  const rules = [only ? 'sandboxed work only' : '', sandbox.networkAllowed ? 'network allowed' : '']
+    .filter(Boolean)
+    .join(', ');
   const line =
     sandbox.state === 'ready'
-      ? `ready: ${slots}, ${sandbox.running} running`
+      ? `ready: ${slots}, ${sandbox.running} running${rules ? `; ${rules}` : ''}`
       : sandbox.state === 'checking'
-        ? 'checking that a gVisor sandbox starts here'
-        : `unavailable: ${sandbox.reason ?? 'no reason given'}`;
+        ? `checking that a gVisor sandbox starts here${rules ? `; ${rules}` : ''}`
+        : `unavailable${only ? ' (sandboxed work only, so this computer takes no work)' : ''}: ${sandbox.reason ?? 'no reason given'}`;
   return { state: sandbox.state, line };
 }
 

@@ -48,7 +48,7 @@ const BOOLEAN: Readonly<Record<string, boolean>> = {
   no: false,
 };
 
-function booleanSetting(key: 'startAtLogin' | 'notifications'): SettingPath {
+function booleanSetting(key: 'startAtLogin' | 'notifications' | 'sandboxNetwork'): SettingPath {
   return {
     key,
     example: 'on | off',
@@ -73,7 +73,7 @@ function numberSetting(key: 'cpus' | 'statusPort', example: string): SettingPath
 }
 
 /** Passes the text on as is: the schema's enum or pattern is the whole rule. */
-function textSetting(key: 'image' | 'network' | 'onQuit' | 'updates', example: string): SettingPath {
+function textSetting(key: 'image' | 'network' | 'onQuit' | 'updates' | 'acceptWork', example: string): SettingPath {
   return { key, example, get: (settings) => String(settings[key]), set: (text) => ({ [key]: text.trim() }) };
 }
 
@@ -150,6 +150,8 @@ export const SETTING_PATHS: readonly SettingPath[] = [
   booleanSetting('startAtLogin'),
   booleanSetting('notifications'),
   textSetting('updates', 'auto | off'),
+  textSetting('acceptWork', 'any | sandboxed'),
+  booleanSetting('sandboxNetwork'),
   policySetting(
     'idle',
     'off | 10m',

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  type AcceptWork,
   AGENT_ENV,
   AGENT_UID,
   CA_FILE,
@@ -50,6 +51,10 @@ export interface AgentSpec {
   /** Container name. Default 'ray-agent'; the state volume is `${name}-state`, the tunnel `${name}-tunnel`. */
   name?: string;
   extraEnv?: Record<string, string>;
+  /** ACCEPT_WORK: `sandboxed` lets only gVisor sandboxes run here. Default `any`. */
+  acceptWork?: AcceptWork;
+  /** SANDBOX_NETWORK: whether a sandbox may have the network its job asks for. Default false. */
+  sandboxNetwork?: boolean;
 }
 
 export const LABEL_MANAGED = 'io.ray-agent.managed';
@@ -168,6 +173,8 @@ export function configHash(spec: AgentSpec): string {
     managerUrl: spec.managerUrl,
     statusPort: spec.statusPort,
     drainDeadlineSeconds: drainSeconds(spec),
+    acceptWork: spec.acceptWork ?? 'any',
+    sandboxNetwork: spec.sandboxNetwork === true,
     tunnel: usesTunnel(spec),
     network: spec.network ?? null,
     name: specName(spec),
@@ -199,6 +206,8 @@ export function createOptions(spec: AgentSpec): Dockerode.ContainerCreateOptions
     [AGENT_ENV.RAY_HEAD.name]: spec.clusterAddress,
     [AGENT_ENV.MANAGER_URL.name]: spec.managerUrl,
     [AGENT_ENV.DRAIN_DEADLINE.name]: String(drain),
+    [AGENT_ENV.ACCEPT_WORK.name]: spec.acceptWork ?? 'any',
+    [AGENT_ENV.SANDBOX_NETWORK.name]: spec.sandboxNetwork === true ? 'on' : 'off',
     [AGENT_ENV.STATUS_PORT.name]: String(CONTAINER_STATUS_PORT),
     // Always set, token or not: the file on the state volume is where a token is delivered, now or later, and the
     // agent reads a missing or empty file as "no token".

@@ -4,7 +4,15 @@ import type { AgentSpec } from './agent-container-spec.js';
 /** The settings that shape the agent container. */
 export type AgentSettings = Pick<
   Settings,
-  'image' | 'clusterAddress' | 'managerUrl' | 'cpus' | 'memoryMiB' | 'statusPort' | 'network'
+  | 'image'
+  | 'clusterAddress'
+  | 'managerUrl'
+  | 'cpus'
+  | 'memoryMiB'
+  | 'statusPort'
+  | 'network'
+  | 'acceptWork'
+  | 'sandboxNetwork'
 >;
 
 export interface AgentSpecInputs {
@@ -40,6 +48,8 @@ export function agentSpecFor(inputs: AgentSpecInputs): AgentSpec {
     statusPort: settings.statusPort,
     tunnel: settings.network !== 'direct',
     name: inputs.name,
+    acceptWork: settings.acceptWork,
+    sandboxNetwork: settings.sandboxNetwork,
     ...(token !== undefined ? { token } : {}),
     ...(managerCaPem !== undefined ? { managerCaPem } : {}),
     ...(overrides.network !== undefined ? { network: overrides.network } : {}),
