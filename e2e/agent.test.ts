@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AGENT_IMAGE, type Agent0, containerExit, TestCluster } from './support/cluster.js';
-import { docker, run, waitFor } from './support/run.js';
+import { docker, lastJson, run, waitFor } from './support/run.js';
 
 /**
  * The agent image end to end: a real Ray head (no CPUs of its own), the real manager over TLS and the real agent
@@ -152,10 +152,7 @@ describe('running tasks', () => {
     expect(reported.activeTasks).toBe(count);
     const result = await driver;
     expect(result.code, result.stderr).toBe(0);
-    const { head, nodes } = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as {
-      head: string;
-      nodes: string[];
-    };
+    const { head, nodes } = lastJson<{ head: string; nodes: string[] }>(result.stdout);
     expect(nodes).toHaveLength(count);
     expect(new Set(nodes).size).toBe(1);
     expect(nodes[0]).not.toBe(head);
@@ -195,7 +192,7 @@ describe('faults it recovers from', () => {
     expect(back.ray.restarts).toBeGreaterThanOrEqual(1);
     const result = await cluster.driver(tasksScript(2, 1));
     expect(result.code, result.stderr).toBe(0);
-    const { nodes } = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as { nodes: string[] };
+    const { nodes } = lastJson<{ nodes: string[] }>(result.stdout);
     expect(nodes).toHaveLength(2);
   });
 

@@ -21,7 +21,7 @@ import {
   tasksScript,
 } from './support/faults.js';
 import { CHROMIUM_ARGS } from './support/renderer-bridge.js';
-import { docker, run, waitFor } from './support/run.js';
+import { docker, lastJson, run, waitFor } from './support/run.js';
 
 /**
  * Issue 4, cases 9, 12 and 17-24: Ray, shutdown and status-endpoint faults against real processes. A real Ray head
@@ -288,9 +288,9 @@ print(json.dumps({"before": original, "after": json.loads(c.internal_kv_get(b"CL
       timeoutMs: 120_000,
     });
     expect(result.code, result.stderr).toBe(0);
-    const outcome = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}');
-    expect(outcome.results[0].error).toBeNull();
-    expect(outcome.results[0].node).not.toBe(outcome.head);
+    const outcome = lastJson<{ head: string; results: Array<{ error: unknown; node: string }> }>(result.stdout);
+    expect(outcome.results[0]?.error).toBeNull();
+    expect(outcome.results[0]?.node).not.toBe(outcome.head);
     figure('case 19', `connecting (head_unreachable) while absent; contributing ${seconds} s after the head started`);
     await docker('stop', '-t', '30', agentE.name);
     await docker('stop', '-t', '5', head19);

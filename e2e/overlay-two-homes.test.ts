@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { OverlayCluster, type OverlayProvider, recordMeasurement } from './support/overlay-cluster.js';
+import { lastJson } from './support/run.js';
 
 /**
  * Two providers, each behind its own NAT, talk to each other only over the overlay: Ray's object transfer and
@@ -29,10 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster.stop();
 });
-
-function last<T>(stdout: string): T {
-  return JSON.parse(stdout.trim().split('\n').pop() ?? 'null') as T;
-}
 
 describe('two providers behind two separate NATs', () => {
   test('each has its own overlay address, and neither home can reach the other directly', async () => {
@@ -71,7 +68,7 @@ print(json.dumps(ray.get(make_and_hand_over.remote(${OBJECT_BYTES}))))
       300_000,
     );
     expect(result.code, result.stderr).toBe(0);
-    const { made, consumed } = last<{ made: Seen; consumed: Seen }>(result.stdout);
+    const { made, consumed } = lastJson<{ made: Seen; consumed: Seen }>(result.stdout);
     expect(made.ip).toBe(a.address);
     expect(consumed.ip).toBe(b.address);
     expect(made.size).toBe(OBJECT_BYTES);
@@ -99,7 +96,7 @@ totals = [ray.get([t.add.remote(n) for n in range(1, 11)])[-1] for t in tallies]
 print(json.dumps({"where": ray.get([t.where.remote() for t in tallies]), "totals": totals}))
 `);
     expect(result.code, result.stderr).toBe(0);
-    const { where, totals } = last<{ where: string[]; totals: number[] }>(result.stdout);
+    const { where, totals } = lastJson<{ where: string[]; totals: number[] }>(result.stdout);
     expect(where).toEqual(providers.map((p) => p.address));
     expect(totals).toEqual([55, 55]);
   });

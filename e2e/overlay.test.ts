@@ -1,7 +1,7 @@
 import { AGENT_ENV, DEFAULT_OVERLAY_NETWORK, TUNNEL_PRIVATE_KEY_FILE } from '@ray-agent/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { OverlayCluster, type OverlayProvider } from './support/overlay-cluster.js';
-import { docker, run, waitFor } from './support/run.js';
+import { docker, lastJson, run, waitFor } from './support/run.js';
 
 /**
  * A provider behind a real NAT contributes to a cluster that cannot reach it: the tunnel container dials out to
@@ -95,10 +95,7 @@ describe('a provider behind a NAT, over the overlay', () => {
     expect(busy.tunnel?.state).toBe('up');
     const result = await driver;
     expect(result.code, result.stderr).toBe(0);
-    const { head, ran } = JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as {
-      head: string;
-      ran: [string, string][];
-    };
+    const { head, ran } = lastJson<{ head: string; ran: [string, string][] }>(result.stdout);
     expect(ran).toHaveLength(count);
     expect(new Set(ran.map(([node]) => node)).size).toBe(1);
     expect(ran[0]?.[0]).not.toBe(head);

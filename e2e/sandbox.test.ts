@@ -6,7 +6,7 @@ import {
 } from '@ray-agent/protocol';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type Agent0, SANDBOX_HARDENED, TestCluster } from './support/cluster.js';
-import { docker, run } from './support/run.js';
+import { docker, lastJson, run } from './support/run.js';
 
 /**
  * Ray's gVisor sandboxes on a volunteer: a real head, the real manager over TLS, one agent run as the README's
@@ -41,11 +41,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster.stop();
 });
-
-/** The last line a driver printed, as JSON. */
-function lastJson<T>(stdout: string): T {
-  return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as T;
-}
 
 describe('the self-test', () => {
   test('passes under the sandbox flags: the node advertises gvisor, one slot per CPU, and says so', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AGENT_IMAGE, Agent0, publishedPort, TestCluster } from './support/cluster.js';
-import { docker, mustRun, run } from './support/run.js';
+import { docker, lastJson, mustRun, run } from './support/run.js';
 
 /**
  * Issue 8, item 2: Ray tasks run as the agent's uid, so whatever the agent leaves readable a task can read. Real
@@ -149,7 +149,7 @@ print(json.dumps({
 `;
   const result = await cluster.driver(script);
   expect(result.code, result.stderr).toBe(0);
-  return JSON.parse(result.stdout.trim().split('\n').pop() ?? '{}') as Scan;
+  return lastJson<Scan>(result.stdout);
 }
 
 /** As a process of the agent's uid would, inside the container (outside the agent's process tree). */

@@ -8,6 +8,7 @@ import { HEAD_START_ARGS } from '../../controller/src/playground/playground.js';
 import { makePki, type TestPki, writeSecret } from '../../e2e/support/tls.js';
 import { type ArmShape, agentRunArgs, plainRunArgs } from '../suites/nodes/containers.js';
 import { Cgroup, children, processTitle } from './procfs.js';
+import type { SuiteContext } from './suite.js';
 import { BENCH_DIR, docker, exited, log, REPO_DIR, run, sleep, spawnLogged, waitFor } from './util.js';
 
 export const VENV = join(BENCH_DIR, '.venv');
@@ -346,4 +347,20 @@ export async function ensureVenv(): Promise<string> {
   );
   if (pip.code !== 0) throw new Error(`pip install ray==${RAY_VERSION}: ${pip.stderr}`);
   return ray;
+}
+
+/** Runs an inner suite on a cluster of its own in the loopback-only namespace, stopped afterwards whatever happens. */
+export async function withBenchCluster<T>(
+  context: SuiteContext,
+  suite: string,
+  body: (cluster: BenchCluster) => Promise<T>,
+): Promise<T> {
+  if (!context.holder) throw new Error(`the ${suite} suite runs in the loopback-only namespace (inner: true)`);
+  const cluster = new BenchCluster(context.runId, context.holder, context.imageId, join(context.tmp, suite));
+  try {
+    await cluster.start();
+    return await body(cluster);
+  } finally {
+    await cluster.stop();
+  }
 }

@@ -59,3 +59,8 @@ export async function waitFor<T>(
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
 }
+
+/** The last line a driver printed, as JSON: drivers print their answer last, after whatever Ray logged. */
+export function lastJson<T>(stdout: string): T {
+  return JSON.parse(stdout.trim().split('\n').pop() || 'null') as T;
+}

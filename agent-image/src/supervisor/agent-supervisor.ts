@@ -69,6 +69,8 @@ const HEAD_DIAL_MS = 60_000;
 const DRAIN_POLL_MS = 500;
 const MISMATCH_RECHECK_MS = 300_000;
 const { rayForceStop, leftoverKill, finalHeartbeat } = STOP_STEPS_SECONDS;
+/** One `gvisor` slot per whole CPU Ray may use here, at least one. */
+const sandboxSlots = (cpus: number) => Math.max(1, cpus);
 
 /**
  * The agent's supervisor: registers with the manager, keeps a Ray worker node joined to the cluster (rejoining
@@ -702,7 +704,7 @@ export class AgentSupervisor {
     const { model, log, config } = this.deps;
     const check = await checkSandbox(this.deps.python);
     if (check.kind === 'ready') {
-      const slots = Math.max(1, this.resources.numCpus);
+      const slots = sandboxSlots(this.resources.numCpus);
       model.sandbox = {
         ...model.sandbox,
         state: 'ready',
@@ -730,6 +732,8 @@ export class AgentSupervisor {
     const resources = this.resources;
     this.nodeResources = resources;
     const offered = { ...resources, numCpus: this.offeredCpus(resources.numCpus) };
+    // The slots follow the limits a (re)started node gets; a live resize changes only CPU and memory.
+    if (model.sandbox.state === 'ready') model.sandbox.slots = sandboxSlots(resources.numCpus);
     const providerId = this.credentials?.providerId ?? 'unregistered';
     const node = new RayNode({
       rayBin: this.deps.rayBin,

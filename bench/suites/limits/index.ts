@@ -1,5 +1,4 @@
-import { join } from 'node:path';
-import { BenchCluster } from '../../lib/cluster.js';
+import { withBenchCluster } from '../../lib/cluster.js';
 import type { Suite } from '../../lib/suite.js';
 import { details } from './details.js';
 import { figuresOf } from './figures.js';
@@ -54,16 +53,7 @@ export const suite: Suite<LimitsSettings, LimitsData> = {
     },
   },
   data: LimitsData,
-  async run(context, settings) {
-    if (!context.holder) throw new Error('the limits suite runs in the loopback-only namespace (inner: true)');
-    const cluster = new BenchCluster(context.runId, context.holder, context.imageId, join(context.tmp, 'limits'));
-    try {
-      await cluster.start();
-      return await runLimits(cluster, settings);
-    } finally {
-      await cluster.stop();
-    }
-  },
+  run: (context, settings) => withBenchCluster(context, 'limits', (cluster) => runLimits(cluster, settings)),
   figuresOf,
   details,
 };

@@ -1,5 +1,4 @@
-import { join } from 'node:path';
-import { BenchCluster } from '../../lib/cluster.js';
+import { withBenchCluster } from '../../lib/cluster.js';
 import type { Suite } from '../../lib/suite.js';
 import { details } from './details.js';
 import { figuresOf } from './figures.js';
@@ -13,16 +12,8 @@ export const suite: Suite<NodesSettings, NodesData> = {
   inner: true,
   profiles: PROFILES,
   data: NodesData,
-  async run(context, settings) {
-    if (!context.holder) throw new Error('the nodes suite runs in the loopback-only namespace (inner: true)');
-    const cluster = new BenchCluster(context.runId, context.holder, context.imageId, join(context.tmp, 'nodes'));
-    try {
-      await cluster.start();
-      return await runNodes(cluster, settings, context.imageId);
-    } finally {
-      await cluster.stop();
-    }
-  },
+  run: (context, settings) =>
+    withBenchCluster(context, 'nodes', (cluster) => runNodes(cluster, settings, context.imageId)),
   figuresOf,
   details,
 };

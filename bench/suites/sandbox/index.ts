@@ -1,5 +1,4 @@
-import { join } from 'node:path';
-import { BenchCluster } from '../../lib/cluster.js';
+import { withBenchCluster } from '../../lib/cluster.js';
 import type { Suite } from '../../lib/suite.js';
 import { sandboxDetails } from './details.js';
 import { sandboxFigures } from './figures.js';
@@ -16,16 +15,7 @@ export const suite: Suite<SandboxSettings, SandboxData> = {
     smoke: { reps: 2, loops: 200_000, blocks: 5_000 },
   },
   data: SandboxData,
-  async run(context, settings) {
-    if (!context.holder) throw new Error('the sandbox suite runs in the loopback-only namespace (inner: true)');
-    const cluster = new BenchCluster(context.runId, context.holder, context.imageId, join(context.tmp, 'sandbox'));
-    try {
-      await cluster.start();
-      return await runSandbox(cluster, settings);
-    } finally {
-      await cluster.stop();
-    }
-  },
+  run: (context, settings) => withBenchCluster(context, 'sandbox', (cluster) => runSandbox(cluster, settings)),
   figuresOf: sandboxFigures,
   details: sandboxDetails,
 };
